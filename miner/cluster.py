@@ -1,0 +1,214 @@
+"""Topic clustering on note embeddings with FAISS, in the scikit-learn estimator style.
+
+Method (all heavy work in FAISS):
+
+1. Centre the L2-normalised embeddings on their mean and re-normalise. Sentence encoders are
+   anisotropic (all cosines ~0.8); centring spreads topics apart.
+2. Choose the number of topics (unless given): spherical k-means for each candidate k on a sample,
+   scored by the cosine silhouette of the sample, with a mild prior against very small k.
+3. Spherical k-means (k-means++ init, fixed seed) on all notes.
+4. Topics smaller than ``min_topic_size`` are dissolved into their nearest surviving topic.
+5. Outliers: a note whose cosine to its centroid falls below the ``outlier_share`` quantile is
+   marked ``-1`` instead of being forced into a topic; raise ``outlier_share`` for purer topics.
+
+Topic ids are renumbered by size (0 = largest), so a seed always gives the same ids.
+"""
+from __future__ import annotations
+
+import numpy as np
+import faiss
+from sklearn.metrics import silhouette_score
+
+OUTLIER = -1
+
+
+def as_float32_normalized(X) -> np.ndarray:
+    """Coerce to C-contiguous float32 rows of unit L2 norm (zero rows stay zero)."""
+    X = np.ascontiguousarray(np.asarray(X, dtype=np.float32))
+    if X.ndim != 2:
+        raise ValueError(f"expected a 2-D array of embeddings, got shape {X.shape}")
+    norms = np.linalg.norm(X, axis=1, keepdims=True)
+    return np.ascontiguousarray(X / np.maximum(norms, 1e-12), dtype=np.float32)
+
+
+def spherical_kmeans(X: np.ndarray, k: int, seed: int, niter: int = 25) -> tuple[np.ndarray, np.ndarray]:
+    """FAISS spherical k-means; returns (unit centroids, labels)."""
+    km = faiss.Kmeans(
+        X.shape[1], k, niter=niter, seed=seed, spherical=True, verbose=False,
+        min_points_per_centroid=1,               # we choose k ourselves; silence the 39-points warning
+        max_points_per_centroid=max(256, X.shape[0]),   # no subsampling: keeps runs deterministic
+        init_method=faiss.ClusteringInitMethod_KMEANS_PLUS_PLUS,
+    )
+    km.train(X)
+    _, idx = km.index.search(X, 1)
+    return km.centroids.copy(), idx[:, 0].astype(np.int64)
+
+
+class TopicClusterer:
+    """Find topics in note embeddings and mark outliers.
+
+    Parameters
+    ----------
+    n_topics : int or None
+        Fixed number of topics; ``None`` chooses it from ``k_candidates``.
+    outlier_share : float in [0, 0.5)
+        Share of notes marked as outliers (``-1``): the trade-off between coverage and purity.
+    min_topic_size : int
+        Topics with fewer notes are dissolved into their nearest neighbour topic.
+    k_candidates : sequence of int or None
+        Candidate topic counts for the automatic choice; default a geometric grid up to
+        ``n / min_topic_size`` (at most 120).
+    sample_size : int
+        Notes used to score candidates (silhouette is quadratic).
+    center : bool
+        Centre embeddings before clustering (recommended for transformer embeddings).
+    seed : int
+        Random seed for FAISS k-means and sampling.
+
+    Attributes
+    ----------
+    labels_ : ndarray of shape (n_samples,), topic id per note, ``-1`` = outlier
+    scores_ : ndarray, cosine of each note to its topic centroid (in the centred space)
+    cluster_centers_ : ndarray (n_topics_, d), unit centroids in the centred space
+    mean_ : ndarray (d,), the centring vector
+    threshold_ : float, cosine below which a note is an outlier
+    n_topics_ : int
+    k_scores_ : dict[int, float], silhouette per candidate k (empty when ``n_topics`` is fixed)
+    """
+
+    def __init__(self, n_topics=None, outlier_share=0.08, min_topic_size=15, k_candidates=None,
+                 sample_size=4000, center=True, seed=42):
+        self.n_topics = n_topics
+        self.outlier_share = outlier_share
+        self.min_topic_size = min_topic_size
+        self.k_candidates = k_candidates
+        self.sample_size = sample_size
+        self.center = center
+        self.seed = seed
+
+    # -- public API --------------------------------------------------------------------------
+    def fit(self, X, y=None):
+        X = as_float32_normalized(X)
+        n = X.shape[0]
+        if not 0 <= self.outlier_share < 0.5:
+            raise ValueError(f"outlier_share must be in [0, 0.5), got {self.outlier_share}")
+        if n < 2 * max(2, self.min_topic_size):
+            raise ValueError(f"need at least {2 * max(2, self.min_topic_size)} notes to find topics, got {n}")
+        self.mean_ = X.mean(axis=0) if self.center else np.zeros(X.shape[1], np.float32)
+        Z = self._centred(X)
+
+        self.k_scores_ = {}
+        if self.n_topics is not None:
+            k = int(self.n_topics)
+            if not 1 <= k <= n:
+                raise ValueError(f"n_topics must be in [1, {n}], got {k}")
+        else:
+            k = self._choose_k(Z)
+
+        centers, labels = spherical_kmeans(Z, k, self.seed)
+        centers, labels = self._dissolve_small(Z, centers, labels)
+        scores = np.einsum("ij,ij->i", Z, centers[labels])
+        self.threshold_ = float(np.quantile(scores, self.outlier_share)) if self.outlier_share > 0 else -np.inf
+        labels = np.where(scores < self.threshold_, OUTLIER, labels)
+
+        self.cluster_centers_, self.labels_ = self._renumber_by_size(centers, labels)
+        self.scores_ = scores.astype(np.float32)
+        self.n_topics_ = len(self.cluster_centers_)
+        return self
+
+    def fit_predict(self, X, y=None):
+        return self.fit(X).labels_
+
+    def predict(self, X) -> np.ndarray:
+        """Topic of new notes (``-1`` when below the outlier threshold)."""
+        labels, _ = self.predict_with_scores(X)
+        return labels
+
+    def predict_with_scores(self, X) -> tuple[np.ndarray, np.ndarray]:
+        self._check_fitted()
+        Z = self._centred(as_float32_normalized(X))
+        index = faiss.IndexFlatIP(Z.shape[1])
+        index.add(self.cluster_centers_)
+        sims, idx = index.search(Z, 1)
+        labels = np.where(sims[:, 0] < self.threshold_, OUTLIER, idx[:, 0]).astype(np.int64)
+        return labels, sims[:, 0].astype(np.float32)
+
+    # -- persistence without pickle: arrays + plain JSON ---------------------------------------
+    def get_state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        self._check_fitted()
+        params = {"n_topics": self.n_topics, "outlier_share": self.outlier_share,
+                  "min_topic_size": self.min_topic_size, "sample_size": self.sample_size,
+                  "center": self.center, "seed": self.seed,
+                  "k_candidates": list(self.k_candidates) if self.k_candidates else None}
+        fitted = {"threshold_": self.threshold_, "n_topics_": self.n_topics_,
+                  "k_scores_": {str(k): v for k, v in self.k_scores_.items()}}
+        arrays = {"cluster_centers": self.cluster_centers_, "mean": self.mean_}
+        return {"params": params, "fitted": fitted}, arrays
+
+    @classmethod
+    def from_state(cls, meta: dict, arrays: dict[str, np.ndarray]) -> "TopicClusterer":
+        model = cls(**meta["params"])
+        model.threshold_ = float(meta["fitted"]["threshold_"])
+        model.n_topics_ = int(meta["fitted"]["n_topics_"])
+        model.k_scores_ = {int(k): v for k, v in meta["fitted"]["k_scores_"].items()}
+        model.cluster_centers_ = np.ascontiguousarray(arrays["cluster_centers"], dtype=np.float32)
+        model.mean_ = np.asarray(arrays["mean"], dtype=np.float32)
+        return model
+
+    # -- internals ---------------------------------------------------------------------------
+    def _check_fitted(self):
+        if not hasattr(self, "cluster_centers_"):
+            raise RuntimeError("TopicClusterer is not fitted yet; call fit(X) first")
+
+    def _centred(self, X: np.ndarray) -> np.ndarray:
+        return as_float32_normalized(X - self.mean_) if self.center else X
+
+    def candidate_ks(self, n: int) -> list[int]:
+        if self.k_candidates:
+            return sorted({int(k) for k in self.k_candidates if 2 <= k < n})
+        k_max = int(min(120, max(4, n // max(self.min_topic_size, 1))))
+        grid = np.unique(np.round(np.geomspace(4, k_max, num=12)).astype(int))
+        return [int(k) for k in grid if k < n]
+
+    def _choose_k(self, Z: np.ndarray) -> int:
+        rng = np.random.default_rng(self.seed)
+        n = Z.shape[0]
+        sample = Z if n <= self.sample_size else Z[np.sort(rng.choice(n, self.sample_size, replace=False))]
+        best_k, best = None, -np.inf
+        for k in self.candidate_ks(n):
+            _, labels = spherical_kmeans(sample, k, self.seed, niter=15)
+            if len(np.unique(labels)) < 2:
+                continue
+            score = float(silhouette_score(sample, labels, metric="cosine",
+                                           sample_size=min(len(sample), 3000), random_state=self.seed))
+            self.k_scores_[k] = score
+            if score > best:
+                best_k, best = k, score
+        return best_k if best_k is not None else 2
+
+    def _dissolve_small(self, Z, centers, labels):
+        sizes = np.bincount(labels, minlength=len(centers))
+        keep = np.flatnonzero(sizes >= self.min_topic_size)
+        if len(keep) == 0:
+            keep = np.array([int(np.argmax(sizes))])
+        if len(keep) == len(centers):
+            return centers, labels
+        kept = np.ascontiguousarray(centers[keep])
+        index = faiss.IndexFlatIP(Z.shape[1])
+        index.add(kept)
+        _, idx = index.search(Z, 1)
+        new_labels = idx[:, 0].astype(np.int64)
+        # recompute centroids of the merged topics so they sit at their members' mean
+        new_centers = np.stack([Z[new_labels == j].mean(axis=0) for j in range(len(keep))])
+        return as_float32_normalized(new_centers), new_labels
+
+    @staticmethod
+    def _renumber_by_size(centers, labels):
+        valid = labels[labels >= 0]
+        sizes = np.bincount(valid, minlength=len(centers))
+        order = np.argsort(-sizes, kind="stable")
+        order = order[sizes[order] > 0]
+        remap = np.full(len(centers), OUTLIER, dtype=np.int64)
+        remap[order] = np.arange(len(order))
+        new_labels = np.where(labels >= 0, remap[np.maximum(labels, 0)], OUTLIER)
+        return np.ascontiguousarray(centers[order]), new_labels

@@ -1,0 +1,152 @@
+"""Topic-model snapshots: one folder per build under ``models/topic-model/<run_id>/``.
+
+Folder contents (no pickle anywhere; loading refuses pickled arrays):
+
+===========================  ==========================================================
+``config.json``              miner version, run id, model id, data hash, seed, parameters,
+                             index factory strings, library versions, clusterer state
+``notes.parquet``            the notes used (notes schema + ``tokens`` list column)
+``topics.parquet``           one row per topic (see ``miner.schema.TOPICS_COLUMNS``)
+``assignments.parquet``      note_id → topic_id (−1 outlier), score
+``embeddings.npy``           float32 (n_notes, d), L2-normalised, row i ↔ notes row i
+``centroids.npy``            float32 (n_topics, d): normalised mean embedding per topic
+``cluster_centers.npy``,     the clusterer's centred-space centroids and centring vector
+``cluster_mean.npy``
+``notes.faiss``/``.json``    note index (row i ↔ notes row i)
+``topics.faiss``/``.json``   topic-centroid index (row i ↔ topic_id i)
+===========================  ==========================================================
+
+The folder is written under a temporary name and renamed into place; ``latest`` (a one-line text
+file holding the run id) is then replaced atomically, so readers never see a half-written
+snapshot and a failed build keeps the previous one serving.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from miner.atomic import write_json_atomic, write_text_atomic
+from miner.cluster import TopicClusterer
+from miner.config import MinerConfig
+from miner.index import VectorIndex
+
+LATEST = "latest"
+FORBIDDEN_SUFFIXES = (".pkl", ".pickle", ".joblib")
+
+
+@dataclass
+class Snapshot:
+    run_id: str
+    path: Path
+    meta: dict
+    notes: pd.DataFrame
+    topics: pd.DataFrame
+    assignments: pd.DataFrame
+    embeddings: np.ndarray
+    centroids: np.ndarray
+    clusterer: TopicClusterer
+    note_index: VectorIndex
+    topic_index: VectorIndex
+
+    @property
+    def model_id(self) -> str:
+        return self.meta["embedding"]["model_id"]
+
+    def notes_with_topics(self) -> pd.DataFrame:
+        """Notes joined with their topic assignment and label."""
+        out = self.notes.merge(self.assignments, on="note_id", how="left")
+        return out.merge(self.topics[["topic_id", "label"]], on="topic_id", how="left")
+
+
+def _snapshots_dir(config_or_dir) -> Path:
+    if isinstance(config_or_dir, MinerConfig):
+        return config_or_dir.snapshots_dir
+    return Path(config_or_dir)
+
+
+def save_snapshot(snapshots_dir: Path, run_id: str, meta: dict, notes: pd.DataFrame, topics: pd.DataFrame,
+                  assignments: pd.DataFrame, embeddings: np.ndarray, centroids: np.ndarray,
+                  clusterer: TopicClusterer, note_index: VectorIndex, topic_index: VectorIndex) -> Path:
+    """Write a complete snapshot folder, then point ``latest`` at it."""
+    snapshots_dir = Path(snapshots_dir)
+    final = snapshots_dir / run_id
+    if final.exists():
+        raise FileExistsError(f"snapshot {final} already exists")
+    tmp = snapshots_dir / f".tmp-{run_id}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    try:
+        cluster_meta, cluster_arrays = clusterer.get_state()
+        meta = {**meta, "run_id": run_id, "clusterer": cluster_meta,
+                "indexes": {"notes": None, "topics": None}}
+        notes.to_parquet(tmp / "notes.parquet", index=False)
+        topics.to_parquet(tmp / "topics.parquet", index=False)
+        assignments.to_parquet(tmp / "assignments.parquet", index=False)
+        np.save(tmp / "embeddings.npy", np.ascontiguousarray(embeddings, dtype=np.float32))
+        np.save(tmp / "centroids.npy", np.ascontiguousarray(centroids, dtype=np.float32))
+        for name, arr in cluster_arrays.items():
+            np.save(tmp / f"cluster_{name}.npy", arr)
+        note_index.save(tmp / "notes.faiss")
+        topic_index.save(tmp / "topics.faiss")
+        meta["indexes"] = {"notes": note_index.factory_, "topics": topic_index.factory_}
+        write_json_atomic(tmp / "config.json", meta)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    write_text_atomic(snapshots_dir / LATEST, run_id + "\n")
+    return final
+
+
+def latest_run_id(config_or_dir) -> str | None:
+    pointer = _snapshots_dir(config_or_dir) / LATEST
+    if not pointer.exists():
+        return None
+    return pointer.read_text(encoding="utf-8").strip() or None
+
+
+def list_snapshots(config_or_dir) -> list[str]:
+    root = _snapshots_dir(config_or_dir)
+    if not root.exists():
+        return []
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _load_npy(path: Path) -> np.ndarray:
+    return np.load(path, allow_pickle=False)
+
+
+def load_snapshot(config_or_dir, run_id: str | None = None) -> Snapshot:
+    """Load a snapshot (the ``latest`` one by default). Refuses folders holding pickle files."""
+    root = _snapshots_dir(config_or_dir)
+    run_id = run_id or latest_run_id(root)
+    if run_id is None:
+        raise FileNotFoundError(f"no topic snapshot under {root}; run `python -m miner build` first")
+    path = root / run_id
+    if not (path / "config.json").exists():
+        raise FileNotFoundError(f"snapshot {path} is missing or incomplete (no config.json)")
+    pickled = [p.name for p in path.iterdir() if p.suffix in FORBIDDEN_SUFFIXES]
+    if pickled:
+        raise ValueError(f"refusing to load {path}: pickle files are not allowed ({', '.join(pickled)})")
+    meta = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    clusterer = TopicClusterer.from_state(meta["clusterer"], {
+        "cluster_centers": _load_npy(path / "cluster_cluster_centers.npy"),
+        "mean": _load_npy(path / "cluster_mean.npy")})
+    return Snapshot(
+        run_id=run_id, path=path, meta=meta,
+        notes=pd.read_parquet(path / "notes.parquet"),
+        topics=pd.read_parquet(path / "topics.parquet"),
+        assignments=pd.read_parquet(path / "assignments.parquet"),
+        embeddings=_load_npy(path / "embeddings.npy"),
+        centroids=_load_npy(path / "centroids.npy"),
+        clusterer=clusterer,
+        note_index=VectorIndex.load(path / "notes.faiss"),
+        topic_index=VectorIndex.load(path / "topics.faiss"),
+    )

@@ -1,0 +1,175 @@
+"""TopicMiner orchestration: notes → tokens → embeddings → topics → labels → snapshot."""
+from __future__ import annotations
+
+import hashlib
+import platform
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Callable
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+
+import miner
+from miner import schema
+from miner.cluster import TopicClusterer, as_float32_normalized
+from miner.config import MinerConfig
+from miner.ctfidf import TopicLabeler
+from miner.index import VectorIndex
+from miner.persist import Snapshot, save_snapshot
+from miner.segment import JiebaSegmenter, note_text
+
+ProgressFn = Callable[[str, float], None]
+
+
+@dataclass
+class BuildResult:
+    run_id: str
+    path: str
+    n_notes: int
+    n_topics: int
+    outlier_share: float
+    embedded_new: int
+    seconds: float
+
+    def summary(self) -> str:
+        return (f"完成 built {self.run_id}: {self.n_notes} 篇笔记 notes → {self.n_topics} 个话题 topics, "
+                f"离群 outliers {self.outlier_share:.1%}, 新嵌入 newly embedded {self.embedded_new}, "
+                f"{self.seconds:.1f}s → {self.path}")
+
+
+def notes_texts(notes: pd.DataFrame) -> list[str]:
+    tags = notes[schema.TAGS] if schema.TAGS in notes else [None] * len(notes)
+    return [note_text(t, b, g if g is not None else ()) for t, b, g in
+            zip(notes[schema.TITLE].fillna(""), notes[schema.BODY].fillna(""), tags)]
+
+
+def data_hash(notes: pd.DataFrame, texts: list[str]) -> str:
+    h = hashlib.sha1()
+    for nid, text in sorted(zip(notes[schema.NOTE_ID].astype(str), texts)):
+        h.update(nid.encode())
+        h.update(text.encode())
+    return h.hexdigest()[:12]
+
+
+def make_segmenter(config: MinerConfig, n_jobs: int = -1) -> JiebaSegmenter:
+    return JiebaSegmenter(user_dict_paths=config.user_dict_paths,
+                          extra_stopwords=_read_extra_stopwords(config), n_jobs=n_jobs)
+
+
+def _read_extra_stopwords(config: MinerConfig) -> list[str]:
+    from miner.segment import read_word_list
+    words: list[str] = []
+    for path in config.extra_stopword_paths:
+        words.extend(read_word_list(path))
+    return words
+
+
+def topic_centroids(embeddings: np.ndarray, labels: np.ndarray, n_topics: int) -> np.ndarray:
+    """Normalised mean embedding of each topic's members (in the original embedding space)."""
+    sums = np.zeros((n_topics, embeddings.shape[1]), np.float64)
+    valid = labels >= 0
+    np.add.at(sums, labels[valid], embeddings[valid])
+    return as_float32_normalized(sums)
+
+
+def build_topics(config: MinerConfig, notes: pd.DataFrame, embedder=None, show_progress: bool = True,
+                 on_progress: ProgressFn | None = None, run_id: str | None = None) -> BuildResult:
+    """Mine topics from ``notes`` (notes schema) and write a snapshot; return a summary."""
+    from miner.embed import EmbeddingCache, cached_encode, get_embedder
+
+    started = time.perf_counter()
+    report = on_progress or (lambda stage, frac: None)
+    if len(notes) == 0:
+        raise ValueError("no notes to build topics from; ingest notes first (python -m miner ingest FILE)")
+    notes = notes.sort_values(schema.NOTE_ID, kind="stable").reset_index(drop=True)
+    texts = notes_texts(notes)
+
+    report("分词 segmenting", 0.05)
+    tokens = make_segmenter(config).segment_many(texts, show_progress=show_progress)
+
+    report("向量化 embedding", 0.15)
+    embedder = embedder or get_embedder(config.embedding_model)
+    cache = EmbeddingCache(config.embedding_cache_dir)
+    embeddings, stats = cached_encode(embedder, texts, cache, return_stats=True, show_progress=show_progress)
+    embeddings = as_float32_normalized(embeddings)
+
+    report("聚类 clustering", 0.75)
+    clusterer = TopicClusterer(n_topics=config.n_topics, outlier_share=config.outlier_share,
+                               min_topic_size=config.min_topic_size, seed=config.seed).fit(embeddings)
+    labels = clusterer.labels_
+    centroids = topic_centroids(embeddings, labels, clusterer.n_topics_)
+
+    report("标注 labelling", 0.85)
+    labeler = TopicLabeler(config.n_keywords, config.n_representatives).fit(tokens, labels, embeddings, centroids)
+    note_ids = notes[schema.NOTE_ID].astype(str).to_numpy()
+    sizes = np.bincount(labels[labels >= 0], minlength=clusterer.n_topics_)
+    topics = pd.DataFrame({
+        schema.TOPIC_ID: [t.topic_id for t in labeler.labels_],
+        "label": [t.label for t in labeler.labels_],
+        "keywords": [t.keywords for t in labeler.labels_],
+        "keyword_scores": [t.keyword_scores for t in labeler.labels_],
+        "size": sizes.astype(int),
+        "representative_note_ids": [[str(note_ids[r]) for r in t.representative_rows] for t in labeler.labels_],
+    })
+    assignments = pd.DataFrame({schema.NOTE_ID: note_ids, schema.TOPIC_ID: labels.astype(int),
+                                schema.SCORE: clusterer.scores_})
+    notes_out = notes.copy()
+    notes_out["tokens"] = tokens
+
+    report("索引 indexing", 0.92)
+    note_index = VectorIndex(seed=config.seed).fit(embeddings)
+    topic_index = VectorIndex(factory="Flat").fit(centroids)
+
+    digest = data_hash(notes, texts)
+    now = datetime.now(ZoneInfo(config.timezone))
+    run_id = run_id or f"{now:%Y%m%d-%H%M%S}-{digest[:6]}"
+    meta = {
+        "miner_version": miner.__version__,
+        "created_at": now.isoformat(),
+        "data_hash": digest,
+        "n_notes": len(notes),
+        "seed": config.seed,
+        "embedding": {"model_id": embedder.model_id, "model": config.embedding_model, "dim": int(embeddings.shape[1])},
+        "params": {"n_topics": config.n_topics, "outlier_share": config.outlier_share,
+                   "min_topic_size": config.min_topic_size, "n_keywords": config.n_keywords},
+        "versions": _library_versions(),
+    }
+    path = save_snapshot(config.snapshots_dir, run_id, meta, notes_out, topics, assignments, embeddings,
+                         centroids, clusterer, note_index, topic_index)
+    report("完成 done", 1.0)
+    return BuildResult(run_id=run_id, path=str(path), n_notes=len(notes), n_topics=clusterer.n_topics_,
+                       outlier_share=float(np.mean(labels < 0)), embedded_new=int(stats.get("misses", 0)),
+                       seconds=time.perf_counter() - started)
+
+
+def predict_texts(snapshot: Snapshot, texts: list[str], embedder=None) -> pd.DataFrame:
+    """Topic of new texts under a snapshot: topic_id (−1 = outlier), score, label."""
+    from miner.embed import get_embedder
+
+    embedder = embedder or get_embedder(snapshot.meta["embedding"]["model"])
+    if embedder.model_id != snapshot.model_id:
+        raise ValueError(f"snapshot {snapshot.run_id} was built with {snapshot.model_id}, "
+                         f"not {embedder.model_id}; use the same embedding model")
+    vectors = embedder.encode(list(texts), kind="passage")
+    labels, scores = snapshot.clusterer.predict_with_scores(vectors)
+    label_by_id = dict(zip(snapshot.topics[schema.TOPIC_ID], snapshot.topics["label"]))
+    return pd.DataFrame({"text": list(texts), schema.TOPIC_ID: labels, schema.SCORE: scores,
+                         "label": [label_by_id.get(int(t), "离群 outlier") for t in labels]})
+
+
+def _library_versions() -> dict:
+    import faiss
+    import jieba
+    import sklearn
+    versions = {"python": platform.python_version(), "numpy": np.__version__, "pandas": pd.__version__,
+                "faiss": faiss.__version__, "scikit-learn": sklearn.__version__, "jieba": jieba.__version__}
+    try:
+        import sentence_transformers
+        import torch
+        versions.update({"sentence-transformers": sentence_transformers.__version__, "torch": torch.__version__})
+    except ImportError:
+        pass
+    return versions

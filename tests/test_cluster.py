@@ -1,0 +1,63 @@
+import numpy as np
+import pytest
+from sklearn.metrics import normalized_mutual_info_score
+
+from miner.cluster import OUTLIER, TopicClusterer
+
+
+def test_finds_real_categories_without_being_told_k(reviews_4cats, review_vectors):
+    _, X = review_vectors
+    model = TopicClusterer(outlier_share=0.1, min_topic_size=10, seed=0).fit(X)
+    assert 2 <= model.n_topics_ <= 20
+    nmi = normalized_mutual_info_score(reviews_4cats["cat"], model.labels_)
+    assert nmi > 0.3, nmi
+
+
+def test_outlier_share_is_the_user_trade_off(review_vectors):
+    _, X = review_vectors
+    for share in (0.0, 0.1, 0.25):
+        labels = TopicClusterer(n_topics=4, outlier_share=share, min_topic_size=5).fit(X).labels_
+        assert abs(np.mean(labels == OUTLIER) - share) <= 0.01
+
+
+def test_same_seed_same_result_and_ids_ordered_by_size(review_vectors):
+    _, X = review_vectors
+    a = TopicClusterer(seed=7, min_topic_size=10).fit(X)
+    b = TopicClusterer(seed=7, min_topic_size=10).fit(X)
+    assert np.array_equal(a.labels_, b.labels_)
+    sizes = np.bincount(a.labels_[a.labels_ >= 0])
+    assert list(sizes) == sorted(sizes, reverse=True)
+
+
+def test_predict_matches_fit_and_is_row_independent(review_vectors):
+    _, X = review_vectors
+    model = TopicClusterer(n_topics=4, outlier_share=0.1, min_topic_size=5).fit(X)
+    pred = model.predict(X)
+    assert np.array_equal(pred, model.labels_)
+    assert all(model.predict(X[i:i + 1])[0] == pred[i] for i in range(0, len(X), 17))
+
+
+def test_small_topics_are_dissolved(review_vectors):
+    _, X = review_vectors
+    model = TopicClusterer(n_topics=40, outlier_share=0.0, min_topic_size=12).fit(X)
+    sizes = np.bincount(model.labels_)
+    assert sizes.min() >= 12
+    assert model.n_topics_ < 40
+
+
+def test_state_round_trip_predicts_identically(review_vectors):
+    _, X = review_vectors
+    model = TopicClusterer(n_topics=4, min_topic_size=5).fit(X)
+    meta, arrays = model.get_state()
+    clone = TopicClusterer.from_state(meta, arrays)
+    assert np.array_equal(clone.predict(X), model.predict(X))
+
+
+def test_clear_errors_on_bad_input(review_vectors):
+    _, X = review_vectors
+    with pytest.raises(ValueError, match="outlier_share"):
+        TopicClusterer(outlier_share=0.7).fit(X)
+    with pytest.raises(ValueError, match="at least"):
+        TopicClusterer(min_topic_size=15).fit(X[:10])
+    with pytest.raises(RuntimeError, match="not fitted"):
+        TopicClusterer().predict(X)

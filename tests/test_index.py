@@ -1,0 +1,47 @@
+import numpy as np
+
+from miner.index import VectorIndex, choose_factory
+
+
+def _clustered(n, d=32, centers=50, seed=0):
+    rng = np.random.default_rng(seed)
+    c = rng.normal(size=(centers, d))
+    X = c[rng.integers(0, centers, n)] + 0.3 * rng.normal(size=(n, d))
+    return (X / np.linalg.norm(X, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_factory_chosen_by_size():
+    assert choose_factory(5_000) == "Flat"
+    assert choose_factory(1_000_000).startswith("IVF")
+
+
+def test_flat_search_is_exact_cosine(review_vectors):
+    _, X = review_vectors
+    idx = VectorIndex().fit(X)
+    Xn = X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-9)
+    scores, ids = idx.search(Xn[:3], k=5)
+    assert list(ids[:, 0]) == [0, 1, 2]
+    brute = np.argsort(-(Xn[:3] @ Xn.T), axis=1)[:, :5]
+    assert np.array_equal(np.sort(ids, axis=1), np.sort(brute, axis=1))
+    assert np.allclose(scores[:, 0], 1.0, atol=1e-5)
+
+
+def test_ivf_recall_against_exact():
+    X = _clustered(20_000)
+    Q = _clustered(200, seed=1)
+    exact = VectorIndex(factory="Flat").fit(X)
+    ivf = VectorIndex(factory="IVF128,Flat", nprobe=16).fit(X)
+    _, gt = exact.search(Q, 10)
+    _, got = ivf.search(Q, 10)
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(gt, got)])
+    assert recall >= 0.9, recall
+
+
+def test_save_load_round_trip(tmp_path, review_vectors):
+    _, X = review_vectors
+    idx = VectorIndex().fit(X)
+    idx.save(tmp_path / "n.faiss")
+    back = VectorIndex.load(tmp_path / "n.faiss")
+    assert back.factory_ == "Flat" and back.ntotal == len(X)
+    assert np.array_equal(back.search(X[:4], 3)[1], idx.search(X[:4], 3)[1])
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]

@@ -1,0 +1,70 @@
+import pytest
+
+from miner.segment import JiebaSegmenter, count_emoji, extract_hashtags, note_text, strip_emoji
+
+
+@pytest.fixture(scope="module")
+def seg():
+    return JiebaSegmenter()
+
+
+def test_xhs_hashtags_are_whole_tokens_and_removed_from_text():
+    tags, rest = extract_hashtags("周末去哪 #露营[话题]# #多巴胺穿搭# 看这里")
+    assert tags == ["露营", "多巴胺穿搭"]
+    assert "#" not in rest and "露营" not in rest
+
+
+def test_slang_from_user_dictionary_stays_one_token(seg):
+    tokens = seg.segment("大牌平替，早C晚A坚持一个月，周末city walk打卡")
+    assert "大牌平替" in tokens
+    assert "早c晚a" in tokens
+    assert "citywalk" in tokens
+
+
+def test_multiword_dictionary_phrase_is_joined(seg):
+    assert "citywalk" in seg.segment("上海 City Walk 路线")
+
+
+def test_platform_filler_is_dropped(seg):
+    tokens = seg.segment("姐妹们真的绝绝子，强烈推荐这款洗发水，好用！")
+    assert "洗发水" in tokens
+    for filler in ("姐妹们", "真的", "绝绝子", "推荐", "好用"):
+        assert filler not in tokens
+
+
+def test_emoji_stripped_and_emoji_only_note_gives_no_tokens(seg):
+    assert count_emoji("好看😍😍[笑哭R]") == 3
+    assert "😍" not in strip_emoji("好看😍")
+    assert seg.segment("😍🥰✨") == []
+
+
+def test_full_width_and_traditional_are_normalised(seg):
+    tokens = seg.segment("資生堂洗髮水ＡＢＣ")
+    assert "洗发水" in tokens
+    assert any(t.startswith("abc") for t in tokens)
+
+
+def test_user_dictionary_and_stopwords_are_extendable(tmp_path):
+    d = tmp_path / "brands.txt"
+    d.write_text("蕉下防晒衣 500 n\n", encoding="utf-8")
+    base = JiebaSegmenter().segment("蕉下防晒衣真的好")
+    custom = JiebaSegmenter(user_dict_paths=[d], extra_stopwords=["防晒"]).segment("蕉下防晒衣真的好")
+    assert "蕉下防晒衣" not in base
+    assert "蕉下防晒衣" in custom
+
+
+def test_missing_user_dictionary_names_the_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.txt"):
+        JiebaSegmenter(user_dict_paths=[tmp_path / "nope.txt"]).segment("测试")
+
+
+def test_parallel_segmentation_matches_serial(reviews_4cats):
+    texts = reviews_4cats["review"].tolist() * 20   # 4800 texts: above the parallel threshold
+    serial = JiebaSegmenter(n_jobs=1).segment_many(texts)
+    parallel = JiebaSegmenter(n_jobs=2).segment_many(texts)
+    assert parallel == serial
+
+
+def test_note_text_joins_title_body_and_tags():
+    text = note_text("露营装备", "平价好物", "露营|户外")
+    assert text == "露营装备\n平价好物\n#露营# #户外#"
