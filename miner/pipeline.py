@@ -93,7 +93,7 @@ def build_topics(config: MinerConfig, notes: pd.DataFrame, embedder=None, show_p
     report("向量化 embedding", 0.15)
     embedder = embedder or get_embedder(config.embedding_model)
     cache = EmbeddingCache(config.embedding_cache_dir)
-    embeddings, stats = cached_encode(embedder, texts, cache, return_stats=True, show_progress=show_progress)
+    embeddings = cached_encode(embedder, texts, cache)
     embeddings = as_float32_normalized(embeddings)
 
     report("聚类 clustering", 0.75)
@@ -141,7 +141,7 @@ def build_topics(config: MinerConfig, notes: pd.DataFrame, embedder=None, show_p
                          centroids, clusterer, note_index, topic_index)
     report("完成 done", 1.0)
     return BuildResult(run_id=run_id, path=str(path), n_notes=len(notes), n_topics=clusterer.n_topics_,
-                       outlier_share=float(np.mean(labels < 0)), embedded_new=int(stats.get("misses", 0)),
+                       outlier_share=float(np.mean(labels < 0)), embedded_new=int(cache.last_stats.misses),
                        seconds=time.perf_counter() - started)
 
 

@@ -32,6 +32,7 @@ EMOJI_RE = re.compile(
     "[\U0001F000-\U0001FAFF\U00002600-\U000027BF\U0001F900-\U0001F9FF\U00002B00-\U00002BFF"
     "\U0000FE00-\U0000FE0F\U0000200D\U000020E3\U00003030\U0000303D\U00003297\U00003299]+"
 )
+URL_RE = re.compile(r"(?:https?://|www\.)[^\s\u4e00-\u9fff]+|\b[a-z0-9.-]+\.(?:com|cn|net)\S*", re.I)
 TOKEN_KEEP_RE = re.compile(r"[\u4e00-\u9fffa-z]")   # a token must hold a CJK char or a Latin letter
 
 
@@ -151,7 +152,7 @@ class JiebaSegmenter:
         """Tokens of one text: hashtags first (as whole tokens), then filtered jieba words."""
         self._setup()
         tags, rest = extract_hashtags(text or "")
-        rest = normalize_text(strip_emoji(rest), self.to_simplified)
+        rest = normalize_text(strip_emoji(URL_RE.sub(" ", rest)), self.to_simplified)
         for pattern, joined in self._phrase_joins:
             rest = pattern.sub(joined, rest)
         tokens = []
@@ -201,5 +202,5 @@ def note_text(title: str, body: str, tags: Iterable[str] | None = None) -> str:
     parts = [str(title or "").strip(), str(body or "").strip()]
     if isinstance(tags, str):
         tags = re.split(r"[|,，\s]+", tags)
-    tag_text = " ".join(f"#{t}#" for t in (tags or []) if t)
+    tag_text = " ".join(f"#{t}#" for t in (() if tags is None else tags) if t)
     return "\n".join(p for p in (*parts, tag_text) if p)
