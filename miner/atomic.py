@@ -19,6 +19,7 @@ def atomic_path(target: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix + ".tmp", dir=target.parent)
     os.close(fd)
+    os.chmod(tmp, 0o644)   # mkstemp creates 0600; artifacts are meant to be readable like any file
     tmp_path = Path(tmp)
     try:
         yield tmp_path
