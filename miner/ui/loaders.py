@@ -1,0 +1,279 @@
+"""Cached loaders: one place that decides what is computed once and what per rerun.
+
+* ``st.cache_resource`` — the loaded snapshot, the embedder and the searcher: large, read-only,
+  shared by every session.
+* ``st.cache_data`` — DataFrames derived from them (trend scores, audience metrics, the topic map);
+  each caller gets its own copy, so a page may mutate what it receives.
+
+Every cached function is keyed by a :class:`Source` — the serving snapshot plus a stamp of the
+workspace database — so a rebuild (new ``run_id``) or an ingest (new stamp) is picked up on the
+next rerun without clearing anything by hand.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from miner import schema
+from miner.config import MinerConfig
+from miner.persist import latest_run_id
+
+ENGAGEMENT = "engagement"
+
+
+@dataclass(frozen=True)
+class Source:
+    """What cached tables depend on (hashable, cheap to build on every rerun)."""
+
+    snapshots_dir: str
+    run_id: str
+    db_path: str
+    db_stamp: int                 # mtime_ns of the workspace database; changes on every ingest
+    k: int                        # k-anonymity threshold
+    attribution_days: int
+    timezone: str
+
+
+def app_config() -> MinerConfig:
+    """Config from ``MINER_CONFIG`` (a JSON file, optional) and ``MINER_*`` variables."""
+    return MinerConfig.load(os.environ.get("MINER_CONFIG") or None)
+
+
+def db_stamp(config: MinerConfig) -> int:
+    paths = [config.db_path, Path(str(config.db_path) + ".wal")]
+    return max((p.stat().st_mtime_ns for p in paths if p.exists()), default=0)
+
+
+def current_source(config: MinerConfig, run_id: str | None = None) -> Source | None:
+    run_id = run_id or latest_run_id(config)
+    if run_id is None:
+        return None
+    return Source(str(config.snapshots_dir), run_id, str(config.db_path), db_stamp(config),
+                  int(config.k_anonymity), int(config.attribution_days), config.timezone)
+
+
+@st.cache_resource
+def db_lock() -> threading.RLock:
+    """One lock for the workspace database within this server process (DuckDB refuses a
+    read-only and a read-write connection to the same file at the same time)."""
+    return threading.RLock()
+
+
+@st.cache_resource
+def build_lock() -> threading.Lock:
+    """At most one rebuild at a time in this server process."""
+    return threading.Lock()
+
+
+# ---- resources -----------------------------------------------------------------------------------
+@st.cache_resource(max_entries=3, show_spinner="加载话题快照 Loading snapshot…")
+def load_snapshot(snapshots_dir: str, run_id: str):
+    from miner.persist import load_snapshot as _load
+    return _load(Path(snapshots_dir), run_id)
+
+
+def snapshot(source: Source):
+    return load_snapshot(source.snapshots_dir, source.run_id)
+
+
+@st.cache_resource(max_entries=2, show_spinner="加载向量模型 Loading embedding model…")
+def embedder(model: str):
+    from miner.embed import get_embedder
+    return get_embedder(model)
+
+
+@st.cache_resource(max_entries=2, show_spinner="建立搜索索引 Building search index…")
+def searcher(snapshots_dir: str, run_id: str):
+    from miner.search import TopicSearcher
+    snap = load_snapshot(snapshots_dir, run_id)
+    found = TopicSearcher(snap, embedder(snap.meta["embedding"]["model"])).fit()
+    found.query_terms("预热 warm-up")       # loads the query segmenter's dictionary now, not on the first query
+    return found
+
+
+@st.cache_resource(show_spinner=False)
+def marketing_nodes(years: tuple[int, ...]):
+    """Marketing nodes (frozen dataclasses) for ``years``; a lunar node without a tabulated date
+    for a year is simply absent (load_calendar warns about it; the UI does not need to)."""
+    import warnings
+    from miner.calendar import load_calendar
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return tuple(load_calendar(years=years))
+
+
+# ---- tables ----------------------------------------------------------------------------------------
+@st.cache_data(max_entries=4, show_spinner=False)
+def notes_table(source: Source) -> pd.DataFrame:
+    """The snapshot's notes with topic, label, local publish time and total engagement."""
+    notes = snapshot(source).notes_with_topics().drop(columns=["tokens"], errors="ignore")
+    published = pd.to_datetime(notes[schema.PUBLISHED_AT])
+    if published.dt.tz is None:
+        published = published.dt.tz_localize(source.timezone)
+    notes[schema.PUBLISHED_AT] = published.dt.tz_convert(source.timezone)
+    notes[ENGAGEMENT] = notes[list(schema.ENGAGEMENT_COLS)].fillna(0).sum(axis=1)
+    notes[schema.TOPIC_ID] = notes[schema.TOPIC_ID].fillna(schema.OUTLIER).astype("int64")
+    return notes
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def filtered_notes(source: Source, start: dt.date | None, end: dt.date | None,
+                   category: str | None) -> pd.DataFrame:
+    notes = notes_table(source)
+    day = notes[schema.PUBLISHED_AT].dt.date
+    keep = pd.Series(True, index=notes.index)
+    if start is not None:
+        keep &= day >= start
+    if end is not None:
+        keep &= day <= end
+    if category and schema.CATEGORY in notes:
+        keep &= notes[schema.CATEGORY] == category
+    return notes[keep].reset_index(drop=True)
+
+
+@st.cache_data(max_entries=16, show_spinner="计算趋势 Scoring trends…")
+def trend_table(source: Source, start: dt.date | None, end: dt.date | None,
+                category: str | None) -> pd.DataFrame:
+    """One row per topic with notes in the filter: label, keywords, notes, engagement, lifecycle
+    stage and growth (:func:`miner.trends.trend_scores` over the filtered notes)."""
+    from miner.trends import SCORE_COLUMNS, topic_time_series, trend_scores
+    snap = snapshot(source)
+    notes = filtered_notes(source, start, end, category)
+    topics = snap.topics[[schema.TOPIC_ID, "label", "keywords", "size"]].copy()
+    topics["keywords"] = topics["keywords"].map(lambda k: " ".join(list(k)[:6]))
+    in_topic = notes[notes[schema.TOPIC_ID] != schema.OUTLIER]
+    counts = in_topic.groupby(schema.TOPIC_ID).agg(notes=(schema.NOTE_ID, "size"),
+                                                   engagement=(ENGAGEMENT, "sum")).reset_index()
+    out = topics.merge(counts, on=schema.TOPIC_ID, how="inner")
+    if len(notes):
+        scores = trend_scores(topic_time_series(notes, snap.assignments, freq="D", start=start, end=end))
+    else:
+        scores = pd.DataFrame(columns=list(SCORE_COLUMNS))
+    scores = scores.drop(columns=["total_notes", "recent_engagement"], errors="ignore")
+    return out.merge(scores, on=schema.TOPIC_ID, how="left").reset_index(drop=True)
+
+
+@st.cache_data(max_entries=16, show_spinner="计算机会分 Scoring opportunities…")
+def opportunity_table(source: Source, start: dt.date | None, end: dt.date | None, category: str | None,
+                      segment: str | None, node_key: str | None) -> pd.DataFrame:
+    """:func:`miner.opportunity.opportunity_scores` for the filters (audience metrics when present).
+
+    Momentum comes from the trend scores of the date window; node timing compares the node's
+    windows with the rest of the data, so it sees every date of the chosen category.
+    """
+    from miner.opportunity import OPPORTUNITY_COLUMNS, opportunity_scores
+    snap = snapshot(source)
+    trends = trend_table(source, start, end, category)
+    if trends.empty:                       # nothing in the filter: nothing to score
+        return pd.DataFrame(columns=list(OPPORTUNITY_COLUMNS))
+    notes = filtered_notes(source, None, None, category).drop(
+        columns=[schema.TOPIC_ID, schema.SCORE, "label", ENGAGEMENT], errors="ignore")
+    keep = set(trends[schema.TOPIC_ID])
+    asg = snap.assignments[snap.assignments[schema.TOPIC_ID].isin(keep)]
+    metrics = segment_metrics(source, segment, start, end)
+    return opportunity_scores(notes, asg, snap.topics[snap.topics[schema.TOPIC_ID].isin(keep)],
+                              trends=trends, metrics=metrics, node=node_key)
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def topic_series(source: Source, freq: str = "D") -> pd.DataFrame:
+    from miner.trends import topic_time_series
+    snap = snapshot(source)
+    return topic_time_series(notes_table(source), snap.assignments, freq=freq)
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def topic_map(source: Source) -> pd.DataFrame:
+    """2-D coordinates of topic centroids (PCA by SVD of the centred centroids)."""
+    snap = snapshot(source)
+    c = np.asarray(snap.centroids, dtype=np.float64)
+    xy = np.zeros((len(c), 2))
+    if len(c) >= 2:
+        centred = c - c.mean(axis=0)
+        u, s, _ = np.linalg.svd(centred, full_matrices=False)
+        k = min(2, len(s))
+        xy[:, :k] = u[:, :k] * s[:k]
+    return pd.DataFrame({schema.TOPIC_ID: np.arange(len(c)), "x": xy[:, 0], "y": xy[:, 1]})
+
+
+def audience_window(start: dt.date | None, end: dt.date | None, tz: str):
+    """Inclusive dates → the ``[start, end)`` timestamp window the audience metrics take."""
+    if start is None and end is None:
+        return None
+    lo = pd.Timestamp(start).tz_localize(tz) if start is not None else None
+    hi = (pd.Timestamp(end) + pd.Timedelta(days=1)).tz_localize(tz) if end is not None else None
+    return (lo, hi)
+
+
+def _audience_call(source: Source, needs: tuple[str, ...], fn):
+    """Run ``fn(con, assignments)`` on a read-only connection, or None when tables are missing."""
+    import duckdb
+    path = Path(source.db_path)
+    if not path.exists():
+        return None
+    with db_lock(), duckdb.connect(str(path), read_only=True) as con:
+        have = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        if any(n not in have for n in needs):
+            return None
+        return fn(con, snapshot(source).assignments)
+
+
+@st.cache_data(max_entries=16, show_spinner="计算人群指标 Computing audience metrics…")
+def segment_metrics(source: Source, segment: str | None, start: dt.date | None,
+                    end: dt.date | None) -> pd.DataFrame | None:
+    """:func:`miner.opportunity.segment_metrics` (penetration, AIPS flow, orders, engaged users)
+    for a segment and date window; None when the audience tables are missing."""
+    from miner.opportunity import segment_metrics as _metrics
+    window = audience_window(start, end, source.timezone)
+    return _audience_call(source, ("engagements", "audience"), lambda con, asg: _metrics(
+        con, snapshot(source), segment=segment, window=window, k=source.k,
+        attribution_days=source.attribution_days))
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def penetration_by(source: Source, by: tuple[str, ...], start: dt.date | None,
+                   end: dt.date | None) -> pd.DataFrame | None:
+    from miner import audience
+    window = audience_window(start, end, source.timezone)
+    return _audience_call(source, ("engagements", "audience"), lambda con, asg: audience.topic_reach_penetration(
+        con, asg, window=window, k=source.k, by=list(by)))
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def aips_counts(source: Source, segment: str | None, start: dt.date | None,
+                end: dt.date | None) -> pd.DataFrame | None:
+    from miner import audience
+    window = audience_window(start, end, source.timezone)
+    return _audience_call(source, ("engagements", "audience", "aips_stages"), lambda con, asg: (
+        audience.aips_stage_counts(con, asg, segment=segment, window=window,
+                                   horizon_days=source.attribution_days, k=source.k)))
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def order_values(source: Source, segment: str | None, start: dt.date | None,
+                 end: dt.date | None) -> pd.DataFrame | None:
+    from miner import audience
+    window = audience_window(start, end, source.timezone)
+    return _audience_call(source, ("engagements", "audience", "orders"), lambda con, asg: audience.order_value(
+        con, asg, segment=segment, window=window, attribution_days=source.attribution_days, k=source.k))
+
+
+def clear_tables() -> None:
+    """Drop cached DataFrames (after an ingest or rebuild; resources are keyed by run id)."""
+    st.cache_data.clear()
+
+
+@st.cache_data(max_entries=32, show_spinner="生成简报 Writing the brief…")
+def brief(source: Source, topic_id: int, segment: str | None, node_key: str | None, today: dt.date):
+    """:func:`miner.briefs.build_brief` with the segment's metrics (a ContentBrief)."""
+    from miner.briefs import build_brief
+    metrics = segment_metrics(source, segment, None, None)
+    return build_brief(snapshot(source), int(topic_id), segment=segment, node=node_key, metrics=metrics,
+                       today=today)

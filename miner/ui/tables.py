@@ -1,0 +1,139 @@
+"""Shape miner tables for display: join, label, mark k-anonymity suppression, column config."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from miner import schema
+
+SUPPRESSED_ZH = "<{k} 人，已隐藏"
+AMOUNTS_SUPPRESSED_ZH = "金额：买家 <{k} 人，已隐藏"
+
+OVERVIEW_COLUMNS = ["topic_id", "label", "stage_zh", "score", "growth_pct", "notes", "engagement",
+                    "penetration", "engagement_rate", "gmv", "aov", "conversion_lift", "privacy", "keywords",
+                    "why"]
+METRIC_COLUMNS = ["reach", "penetration", "engagement_rate", "gmv", "aov", "conversion_rate", "conversion_lift",
+                  "aov_lift", "buyers", "suppressed", "amounts_suppressed"]
+
+
+def privacy_note(suppressed, amounts_suppressed, k: int) -> str:
+    if _true(suppressed):
+        return SUPPRESSED_ZH.format(k=k)
+    if _true(amounts_suppressed):
+        return AMOUNTS_SUPPRESSED_ZH.format(k=k)
+    return ""
+
+
+def _true(value) -> bool:
+    return value is not None and not (isinstance(value, float) and np.isnan(value)) and bool(value)
+
+
+def overview_table(trends: pd.DataFrame, opp: pd.DataFrame, metrics: pd.DataFrame | None, k: int) -> pd.DataFrame:
+    """One row per topic in the filter: trend + opportunity (+ audience metrics when present)."""
+    from miner.opportunity import COMPONENT_NAMES_ZH, FLAG_NAMES_ZH
+    out = trends.copy()
+    comps = [c for c in COMPONENT_NAMES_ZH if c in opp]
+    out = out.merge(opp[[schema.TOPIC_ID, "score", "rank", *comps, "flags"]], on=schema.TOPIC_ID, how="left")
+    if metrics is not None:
+        keep = [c for c in METRIC_COLUMNS if c in metrics]
+        out = out.merge(metrics[[schema.TOPIC_ID, *keep]], on=schema.TOPIC_ID, how="left")
+    for col in METRIC_COLUMNS:
+        if col not in out:
+            out[col] = np.nan
+    out["privacy"] = [privacy_note(s, a, k) for s, a in zip(out["suppressed"], out["amounts_suppressed"])]
+
+    def why(row) -> str:
+        parts = [f"{COMPONENT_NAMES_ZH[c]} {row[c]:.2f}" for c in comps if pd.notna(row.get(c))]
+        flags = [FLAG_NAMES_ZH.get(f, f) for f in (row["flags"] if isinstance(row["flags"], (list, np.ndarray))
+                                                   else [])]
+        return " · ".join(parts) + (f"（{'；'.join(flags)}）" if flags else "")
+
+    out["why"] = out.apply(why, axis=1) if len(out) else pd.Series(dtype=object)
+    return out.drop(columns=["flags"])
+
+
+def sort_topics(table: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Best first; missing (suppressed / no data) values last."""
+    if column not in table or table.empty:
+        return table
+    return table.sort_values([column, schema.TOPIC_ID], ascending=[False, True], na_position="last",
+                             kind="stable").reset_index(drop=True)
+
+
+def overview_column_config(k: int) -> dict:
+    cc = st.column_config
+    return {
+        "topic_id": cc.NumberColumn("#", width="small"),
+        "label": cc.TextColumn("话题", width="medium"),
+        "stage_zh": cc.TextColumn("生命周期", width="small"),
+        "score": cc.ProgressColumn("机会分", min_value=0.0, max_value=1.0, format="%.2f"),
+        "growth_pct": cc.NumberColumn("增长 %", format="%+.0f%%", help="近7天声量占比 vs 前7天"),
+        "notes": cc.NumberColumn("笔记数", format="%d"),
+        "engagement": cc.NumberColumn("互动量", format="localized"),
+        "penetration": cc.NumberColumn("渗透率", format="percent", help=f"少于 {k} 人的单元格隐藏"),
+        "engagement_rate": cc.NumberColumn("互动率", format="percent"),
+        "gmv": cc.NumberColumn("GMV", format="¥%.0f"),
+        "aov": cc.NumberColumn("客单价", format="¥%.0f"),
+        "conversion_lift": cc.NumberColumn("转化提升", format="%.2fx"),
+        "privacy": cc.TextColumn("隐私保护", help=f"k-匿名：少于 {k} 人的指标不显示"),
+        "keywords": cc.TextColumn("关键词", width="medium"),
+        "why": cc.TextColumn("机会构成", width="large"),
+    }
+
+
+# ---- topic detail ----------------------------------------------------------------------------------
+GENDER_ZH = {"F": "女性", "M": "男性", "U": "未知"}
+TIER_ZH = {"1": "一线", "new1": "新一线", "2": "二线", "3": "三线", "4+": "四线及以下"}
+AGE_ORDER = ("<18", "18-24", "25-34", "35-44", "45+")
+FLOW_PAIRS = (("A", "I"), ("I", "TI"), ("TI", "P"), ("P", "S"))
+
+
+def cell_text(value, suppressed, k: int, fmt: str = "{:.1%}") -> str:
+    """A metric as text, or the k-anonymity notice when its cell is hidden."""
+    if _true(suppressed):
+        return SUPPRESSED_ZH.format(k=k)
+    if value is None or pd.isna(value):
+        return "—"
+    return fmt.format(value)
+
+
+def penetration_grid(frame: pd.DataFrame, topic_id: int, k: int) -> pd.DataFrame:
+    """Age band × gender penetration of one topic as text; hidden cells say so."""
+    df = frame[frame[schema.TOPIC_ID] == topic_id].copy()
+    df["text"] = [cell_text(v, s, k) for v, s in zip(df["penetration"], df["suppressed"])]
+    grid = df.pivot(index="age_band", columns="gender", values="text")
+    grid = grid.reindex(index=[a for a in AGE_ORDER if a in grid.index],
+                        columns=[g for g in GENDER_ZH if g in grid.columns])
+    grid.index = [f"{a} 岁" for a in grid.index]
+    grid.index.name = "年龄"
+    return grid.rename(columns=GENDER_ZH)
+
+
+def penetration_cells(frame: pd.DataFrame, topic_id: int, column: str, k: int) -> pd.DataFrame:
+    """One topic's penetration per value of ``column``, with ``hidden_text`` for the chart."""
+    df = frame[frame[schema.TOPIC_ID] == topic_id].copy()
+    names = {"gender": GENDER_ZH, "city_tier": TIER_ZH}.get(column, {})
+    order = {"age_band": list(AGE_ORDER), "city_tier": list(TIER_ZH), "gender": list(GENDER_ZH)}.get(column)
+    if order:
+        df[column] = pd.Categorical(df[column], categories=order, ordered=True)
+        df = df.sort_values(column)
+    df[column] = df[column].astype(str).map(lambda v: names.get(v, v))
+    df["hidden_text"] = SUPPRESSED_ZH.format(k=k)
+    return df.reset_index(drop=True)
+
+
+def flow_table(metrics_row: pd.Series | None, k: int) -> pd.DataFrame:
+    """AIPS step rates and lift vs unreached users for one topic (from segment metrics)."""
+    from miner.schema import AIPS_STAGE_NAMES as N
+    rows = []
+    for a, b in FLOW_PAIRS:
+        def get(col):
+            return None if metrics_row is None else metrics_row.get(col)
+        moved, rate, lift = get(f"flow_{a}_{b}"), get(f"flow_rate_{a}_{b}"), get(f"flow_lift_{a}_{b}")
+        hidden = metrics_row is not None and pd.isna(moved) and pd.isna(rate)
+        rows.append({"流转": f"{N[a]}→{N[b]} ({a}→{b})",
+                     "流转人数": cell_text(moved, hidden, k, "{:,.0f}"),
+                     "流转率": cell_text(rate, hidden, k),
+                     "提升 vs 未触达": cell_text(lift, hidden and pd.isna(lift), k, "{:.2f}x")})
+    return pd.DataFrame(rows)

@@ -1,0 +1,95 @@
+"""话题详情 Topic detail: trend with marketing nodes, keywords, notes, AIPS, penetration, orders."""
+import pandas as pd
+import streamlit as st
+
+from miner import schema
+from miner.ui import charts, loaders, tables, widgets as w
+
+ctx = w.page_setup("话题详情 Topic detail")
+c1, c2 = st.columns([2, 1])
+with c1:
+    topic_id = w.topic_picker("detail.topic", ctx.snapshot)
+with c2:
+    segment = w.segment_picker("detail.segment")
+
+topic = ctx.snapshot.topics.set_index(schema.TOPIC_ID).loc[topic_id]
+trends = loaders.trend_table(ctx.source, None, None, None).set_index(schema.TOPIC_ID)
+trend = trends.loc[topic_id] if topic_id in trends.index else pd.Series(dtype=object)
+metrics = loaders.segment_metrics(ctx.source, segment, None, None)
+mrow = metrics.set_index(schema.TOPIC_ID).loc[topic_id] if metrics is not None and topic_id in set(
+    metrics[schema.TOPIC_ID]) else None
+
+st.subheader(f"#{topic_id} {w.md_escape(topic['label'])}")
+m = st.columns(5)
+m[0].metric("笔记数", f"{int(topic['size']):,}")
+m[1].metric("生命周期", str(trend.get("stage_zh") or "—"))
+m[2].metric("增长 (近7天)", "—" if pd.isna(trend.get("growth_pct")) else f"{trend['growth_pct']:+.0f}%")
+m[3].metric(f"渗透率 · {w.segment_label(segment)}",
+            "—" if mrow is None else tables.cell_text(mrow.get("penetration"), mrow.get("suppressed"), ctx.k))
+m[4].metric("互动率", "—" if mrow is None else tables.cell_text(mrow.get("engagement_rate"),
+                                                               mrow.get("suppressed"), ctx.k))
+if st.button("为该话题生成内容简报 →", key="detail.to_brief"):
+    w.open_topic(topic_id)
+    st.switch_page("pages/brief.py")
+
+st.markdown("#### 趋势与营销节点")
+series = loaders.topic_series(ctx.source)
+lo, hi = w.data_date_range(ctx)
+st.plotly_chart(charts.trend(series[series[schema.TOPIC_ID] == topic_id], w.nodes_in_range(lo, hi)),
+                key="detail.trend")
+st.caption("阴影：节点 蓄水(蓝) / 爆发(红) / 返场(灰) 阶段；虚线：节点当天")
+
+left, right = st.columns([1, 2])
+with left:
+    st.markdown("#### 关键词")
+    kw = pd.DataFrame({"关键词": list(topic["keywords"]), "权重": list(topic["keyword_scores"])})
+    st.dataframe(kw, hide_index=True, key="detail.keywords", column_config={
+        "权重": st.column_config.ProgressColumn(min_value=0.0, max_value=float(kw["权重"].max() or 1), format="%.3f")})
+with right:
+    st.markdown("#### 代表笔记")
+    notes = loaders.notes_table(ctx.source).set_index(schema.NOTE_ID)
+    for note_id in list(topic["representative_note_ids"])[:5]:
+        if note_id in notes.index:
+            w.note_card(notes.loc[note_id])
+
+st.markdown(f"#### 人群 · {w.md_escape(w.segment_label(segment))}")
+st.caption(f"隐私保护：少于 {ctx.k} 人的单元格显示为「{tables.SUPPRESSED_ZH.format(k=ctx.k)}」，不显示小数字")
+counts = loaders.aips_counts(ctx.source, segment, None, None)
+if counts is None:
+    st.info("尚无人群数据 No audience data yet: import engagements/audience/AIPS tables on 数据管理.")
+else:
+    a, b = st.columns(2)
+    with a:
+        mine = counts[counts[schema.TOPIC_ID] == topic_id]
+        brands = sorted(mine["brand"].unique())
+        if brands:
+            brand = st.selectbox("品牌 Brand", brands, key="detail.brand")
+            st.plotly_chart(charts.aips_funnel(mine[mine["brand"] == brand], tables.SUPPRESSED_ZH.format(k=ctx.k)),
+                            key="detail.funnel")
+    with b:
+        st.markdown("**AIPS 流转（触达人群 vs 未触达人群）**")
+        st.dataframe(tables.flow_table(mrow, ctx.k), hide_index=True, key="detail.flow")
+
+    st.markdown("#### 分人群渗透率")
+    grid = loaders.penetration_by(ctx.source, ("gender", "age_band"), None, None)
+    tiers = loaders.penetration_by(ctx.source, ("city_tier",), None, None)
+    g, t = st.columns([3, 2])
+    g.dataframe(tables.penetration_grid(grid, topic_id, ctx.k), key="detail.penetration")
+    t.plotly_chart(charts.penetration_bars(tables.penetration_cells(tiers, topic_id, "city_tier", ctx.k),
+                                           "city_tier", "城市等级渗透率"), key="detail.tiers")
+
+st.markdown("#### 订单回流 Orders")
+orders = loaders.order_values(ctx.source, segment, None, None)
+if orders is None or topic_id not in set(orders[schema.TOPIC_ID]):
+    st.info("尚无订单数据 No order data yet.")
+else:
+    o = orders.set_index(schema.TOPIC_ID).loc[topic_id]
+    hide, hide_amounts = o.get("suppressed"), o.get("suppressed") or o.get("amounts_suppressed")
+    cols = st.columns(6)
+    cols[0].metric("买家", tables.cell_text(o.get("buyers"), hide, ctx.k, "{:,.0f}"))
+    cols[1].metric("GMV", tables.cell_text(o.get("gmv"), hide_amounts, ctx.k, "¥{:,.0f}"))
+    cols[2].metric("客单价 AOV", tables.cell_text(o.get("aov"), hide_amounts, ctx.k, "¥{:,.0f}"))
+    cols[3].metric("转化率", tables.cell_text(o.get("conversion_rate"), hide, ctx.k))
+    cols[4].metric("转化提升", tables.cell_text(o.get("conversion_lift"), hide, ctx.k, "{:.2f}x"))
+    cols[5].metric("客单价提升", tables.cell_text(o.get("aov_lift"), hide_amounts, ctx.k, "{:.2f}x"))
+    st.caption(f"归因：互动后 T+{ctx.source.attribution_days} 天内的订单；提升 = 对比同结构（性别×年龄×城市）未触达人群")

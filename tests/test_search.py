@@ -1,0 +1,215 @@
+"""Creator topic search: toy cases worked by hand, then relevance on labelled real reviews."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from miner.config import MinerConfig
+from miner.ctfidf import ClassTfidf
+from miner.embed import HashingEmbedder
+from miner.index import VectorIndex
+from miner.persist import load_snapshot
+from miner.pipeline import build_topics
+from miner.search import TopicIdea, TopicSearcher, bm25_matrix
+
+SHOP_CSV = Path("/work/shared/datasets/online-shopping-10cats/online_shopping_10_cats.csv")
+CATS = ["书籍", "平板", "手机", "水果", "洗发水", "热水器", "蒙牛", "衣服", "计算机", "酒店"]
+
+
+# ---- a hand-made snapshot ---------------------------------------------------------------------------
+class ToySnapshot:
+    """3 topics in 4-d:露营 (0), 穿搭 (1), 护肤 (2); notes lie on their topic's axis."""
+
+    model_id = "toy"
+    run_id = "toy"
+
+    def __init__(self):
+        tokens = [["露营", "帐篷", "天幕"], ["露营", "装备"], ["露营", "野餐", "平价"],
+                  ["穿搭", "外套"], ["穿搭", "平价", "学生党"], ["穿搭", "秋冬"],
+                  ["护肤", "面霜"], ["护肤", "精华"], ["护肤", "平价", "面霜"], ["随便", "聊聊"]]
+        topic = [0, 0, 0, 1, 1, 1, 2, 2, 2, -1]
+        axes = np.eye(4, dtype=np.float32)
+        rng = np.random.default_rng(0)
+        X = np.stack([axes[t] + 0.1 * rng.standard_normal(4) if t >= 0 else axes[3] for t in topic])
+        self.embeddings = (X / np.linalg.norm(X, axis=1, keepdims=True)).astype(np.float32)
+        ids = [f"n{i}" for i in range(len(tokens))]
+        self.notes = pd.DataFrame({"note_id": ids, "title": ["".join(t) for t in tokens], "tokens": tokens,
+                                   "likes": np.arange(10) * 10, "collects": 1, "comments": 0, "shares": 0})
+        self.assignments = pd.DataFrame({"note_id": ids, "topic_id": topic, "score": 1.0})
+        C = np.stack([self.embeddings[np.array(topic) == t].mean(axis=0) for t in range(3)])
+        self.centroids = (C / np.linalg.norm(C, axis=1, keepdims=True)).astype(np.float32)
+        self.topics = pd.DataFrame({"topic_id": [0, 1, 2], "label": ["露营·帐篷", "穿搭·外套", "护肤·面霜"],
+                                    "keywords": [["露营"], ["穿搭"], ["护肤"]], "size": [3, 3, 3],
+                                    "representative_note_ids": [["n0"], ["n3"], ["n6"]]})
+        self.note_index = VectorIndex(factory="Flat").fit(self.embeddings)
+        self.topic_index = VectorIndex(factory="Flat").fit(self.centroids)
+
+
+class AxisEmbedder:
+    """Maps a query to a fixed direction, for toy searches."""
+
+    model_id = "toy"
+
+    def __init__(self, direction):
+        self.direction = np.asarray(direction, dtype=np.float32)
+
+    def encode(self, texts, kind="passage"):
+        assert kind == "query"
+        return np.tile(self.direction / np.linalg.norm(self.direction), (len(texts), 1))
+
+
+def test_bm25_hand_computed():
+    W, vocab, df = bm25_matrix([["a", "b"], ["a", "a", "c"]], k1=1.2, b=0.75)
+    col = {t: i for i, t in enumerate(vocab)}
+    avg = 2.5
+    # "a": df 2 of 2 → idf log(1 + 0.5/2.5); note 1 has tf 2 and length 3
+    idf_a = np.log1p(0.5 / 2.5)
+    expected = 2 * 2.2 / (2 + 1.2 * (1 - 0.75 + 0.75 * 3 / avg)) * idf_a
+    assert W[1, col["a"]] == pytest.approx(expected, rel=1e-6)
+    idf_b = np.log1p(1.5 / 1.5)
+    assert W[0, col["b"]] == pytest.approx(1 * 2.2 / (1 + 1.2 * (1 - 0.75 + 0.75 * 2 / avg)) * idf_b, rel=1e-6)
+    assert list(df[[col["a"], col["b"], col["c"]]]) == [2, 1, 1]
+
+
+def test_topic_first_in_every_list_scores_one():
+    snap = ToySnapshot()
+    ideas = TopicSearcher(snap, AxisEmbedder([1, 0, 0, 0])).search("露营 帐篷", k=3)
+    assert [i.topic_id for i in ideas][0] == 0
+    top = ideas[0]
+    assert top.ranks == {"centroid": 1, "notes": 1, "keyword": 1} and top.score == pytest.approx(1.0)
+    assert top.keyword_score == pytest.approx(1.0) and top.matched_keywords == ["露营", "帐篷"]
+    assert all(a.score >= b.score for a, b in zip(ideas, ideas[1:]))
+    assert all(0 <= i.score <= 1 for i in ideas)
+
+
+def test_keywords_and_semantics_are_fused():
+    snap = ToySnapshot()
+    # the embedding points at 护肤 but the words say 穿搭: both lists count, keyword-only topics still rank
+    ideas = TopicSearcher(snap, AxisEmbedder([0, 0, 1, 0])).search("穿搭 外套", k=3)
+    by_id = {i.topic_id: i for i in ideas}
+    assert by_id[1].ranks["keyword"] == 1 and "keyword" not in by_id[2].ranks
+    assert by_id[2].ranks["centroid"] == 1
+    # keyword-only weights follow the words, semantic-only weights follow the vector
+    kw = TopicSearcher(snap, AxisEmbedder([0, 0, 1, 0]), weights=(0, 0, 1)).search("穿搭 外套", k=1)
+    sem = TopicSearcher(snap, AxisEmbedder([0, 0, 1, 0]), weights=(1, 1, 0)).search("穿搭 外套", k=1)
+    assert kw[0].topic_id == 1 and sem[0].topic_id == 2
+
+
+def test_out_of_vocabulary_tokens_expand():
+    searcher = TopicSearcher(ToySnapshot(), AxisEmbedder([1, 0, 0, 0])).fit()
+    assert searcher.query_terms("露营 平价") == ["露营", "平价"]
+    assert set(searcher.query_terms("露营天幕")) == {"露营", "天幕"}      # compound split into vocabulary words
+    assert searcher.query_terms("不存在的词汇") == []
+
+
+def test_examples_and_metadata_come_from_the_topic():
+    snap = ToySnapshot()
+    ideas = TopicSearcher(snap, AxisEmbedder([0, 1, 0, 0])).search("平价 穿搭", k=3)
+    topic_of = dict(zip(snap.assignments["note_id"], snap.assignments["topic_id"]))
+    for idea in ideas:
+        assert isinstance(idea, TopicIdea) and idea.examples
+        assert all(topic_of[e.note_id] == idea.topic_id for e in idea.examples)
+        assert idea.size == 3 and idea.label == snap.topics.loc[idea.topic_id, "label"]
+        assert idea.opportunity is not None and 0 <= idea.opportunity <= 1
+    first = ideas[0]
+    assert first.topic_id == 1 and first.examples[0].similarity is not None
+    assert first.examples[0].engagement == snap.notes.set_index("note_id").loc[first.examples[0].note_id,
+                                                                               ["likes", "collects"]].sum()
+
+
+def test_bad_input_is_rejected():
+    snap = ToySnapshot()
+    with pytest.raises(ValueError, match="empty"):
+        TopicSearcher(snap, AxisEmbedder([1, 0, 0, 0])).search("  ")
+
+    class Other(AxisEmbedder):
+        model_id = "another-model"
+    with pytest.raises(ValueError, match="same embedding model"):
+        TopicSearcher(snap, Other([1, 0, 0, 0])).search("露营")
+
+
+# ---- relevance on labelled real data ---------------------------------------------------------------
+def labelled_reviews(n_per: int = 150, seed: int = 0) -> pd.DataFrame:
+    """``n_per`` real reviews of each of 10 product categories, in the notes schema."""
+    raw = pd.read_csv(SHOP_CSV).dropna(subset=["review"])
+    raw["review"] = raw["review"].astype(str).str.replace("\ufeff", "").str.strip()
+    raw = raw[raw["review"].str.len() > 0].drop_duplicates("review")
+    raw = raw[raw["cat"].isin(CATS)].groupby("cat", group_keys=False).sample(n_per, random_state=seed)
+    rng = np.random.default_rng(seed)
+    n = len(raw)
+    return pd.DataFrame({
+        "note_id": [f"r{i:05d}" for i in range(n)], "title": raw["review"].str[:20].to_numpy(),
+        "body": raw["review"].to_numpy(), "tags": [[] for _ in range(n)], "author_id": "a",
+        "published_at": pd.Timestamp("2023-09-01", tz="Asia/Shanghai") + pd.to_timedelta(rng.integers(0, 720, n), "h"),
+        "likes": rng.integers(0, 100, n), "collects": 0, "comments": 0, "shares": 0,
+        "category": raw["cat"].to_numpy()})
+
+
+def _build(tmp_path_factory, embedder, model_name: str):
+    if not SHOP_CSV.exists():
+        pytest.skip(f"labelled data missing: {SHOP_CSV}")
+    root = tmp_path_factory.mktemp("search-snap")
+    config = MinerConfig(models_dir=root / "models", workspace_dir=root / "ws", embedding_model=model_name,
+                         n_topics=len(CATS))
+    build_topics(config, labelled_reviews(), embedder=embedder, show_progress=False)
+    return load_snapshot(config)
+
+
+def category_queries(snapshot, per_category: int = 3, words: int = 3) -> list[tuple[str, str]]:
+    """Queries of a category's top c-TF-IDF words (1–3, 4–6, 7–9), as a creator would type them."""
+    notes = snapshot.notes
+    ctf = ClassTfidf(min_df=2).fit([list(t) for t in notes["tokens"]], notes["category"].to_numpy())
+    out = []
+    for cat in CATS:
+        top = [w for w, _ in ctf.top_terms(cat, per_category * words)]
+        out += [(cat, " ".join(top[i:i + words])) for i in range(0, per_category * words, words)]
+    return out
+
+
+def hit_rate(snapshot, searcher) -> tuple[float, list]:
+    """Share of category queries whose first idea is the category's majority topic."""
+    inliers = snapshot.notes.merge(snapshot.assignments, on="note_id").query("topic_id >= 0")
+    majority = inliers.groupby("category")["topic_id"].agg(lambda s: s.value_counts().idxmax())
+    results = [(cat, q, searcher.search(q, k=3)[0].topic_id, majority[cat]) for cat, q in category_queries(snapshot)]
+    return float(np.mean([got == want for _, _, got, want in results])), results
+
+
+@pytest.fixture(scope="module")
+def hashed_reviews(tmp_path_factory):
+    embedder = HashingEmbedder(dim=1024)
+    return _build(tmp_path_factory, embedder, "hashing"), embedder
+
+
+def test_search_relevance_lexical_embedder(hashed_reviews):
+    snapshot, embedder = hashed_reviews
+    rate, results = hit_rate(snapshot, TopicSearcher(snapshot, embedder))
+    print(f"hit rate (hashing embedder, 1,500 reviews, 30 queries): {rate:.2f}")
+    assert rate >= 0.5, results
+    # the fused ranking does better than the lexical embedding alone on the same queries
+    semantic_only, _ = hit_rate(snapshot, TopicSearcher(snapshot, embedder, weights=(1, 1, 0)))
+    assert rate > semantic_only
+
+
+@pytest.mark.slow
+def test_search_relevance_real_model(tmp_path_factory):
+    from miner.embed import get_embedder
+    config = MinerConfig()
+    embedder = get_embedder(config.embedding_model)
+    snapshot = _build(tmp_path_factory, embedder, config.embedding_model)
+    searcher = TopicSearcher(snapshot, embedder)
+    rate, results = hit_rate(snapshot, searcher)
+    print(f"hit rate (real model, 1,500 reviews, 30 queries): {rate:.2f}")
+    assert rate >= 0.7, results
+    # no query word in the vocabulary: only the embedding can bridge paraphrases
+    inliers = snapshot.notes.merge(snapshot.assignments, on="note_id").query("topic_id >= 0")
+    majority = inliers.groupby("category")["topic_id"].agg(lambda s: s.value_counts().idxmax())
+    paraphrases = {"酒店": "住宿的旅馆客房", "蒙牛": "乳制品奶制品", "洗发水": "洗头膏头皮护理", "书籍": "读物小说文学"}
+    hits = 0
+    for cat, q in paraphrases.items():
+        idea = searcher.search(q, k=1)[0]
+        hits += idea.topic_id == majority[cat]
+    print(f"paraphrase hits (real model): {hits}/{len(paraphrases)}")
+    assert hits >= 2
