@@ -2,8 +2,11 @@
 
 Method (all heavy work in FAISS):
 
-1. Centre the L2-normalised embeddings on their mean and re-normalise. Sentence encoders are
-   anisotropic (all cosines ~0.8); centring spreads topics apart.
+1. Centre the L2-normalised embeddings and partially whiten them: keep the top ``whiten_dims``
+   principal directions, each divided by ``sqrt(eigenvalue) ** whiten_power``, then re-normalise.
+   Sentence encoders are anisotropic (all cosines ~0.8) and a few shared directions dominate;
+   evening them out separates topics and makes the silhouette peak near a useful k
+   (bench/RESULTS.md: NMI +0.02 to +0.10 on three labelled datasets).
 2. Choose the number of topics (unless given): spherical k-means for each candidate k on a sample,
    scored by the cosine silhouette of the sample, with a mild prior against very small k.
 3. Spherical k-means (k-means++ init, fixed seed) on all notes.
@@ -44,6 +47,19 @@ def spherical_kmeans(X: np.ndarray, k: int, seed: int, niter: int = 25) -> tuple
     return km.centroids.copy(), idx[:, 0].astype(np.int64)
 
 
+def whitening_projection(X: np.ndarray, dims: int, power: float) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, components): ``(X - mean) @ components`` = top-``dims`` PCA scores / sqrt(eig)**power."""
+    mean = X.mean(axis=0)
+    Xc = (X - mean).astype(np.float64)
+    cov = Xc.T @ Xc / max(len(X) - 1, 1)
+    evals, evecs = np.linalg.eigh(cov)
+    order = np.argsort(evals)[::-1][:min(dims, X.shape[1])]
+    evals = np.maximum(evals[order], 1e-12)
+    components = evecs[:, order] / evals ** (power / 2)
+    components /= np.abs(components).max()   # scale is irrelevant after normalising; keep it tame
+    return mean.astype(np.float32), np.ascontiguousarray(components, dtype=np.float32)
+
+
 class TopicClusterer:
     """Find topics in note embeddings and mark outliers.
 
@@ -61,7 +77,9 @@ class TopicClusterer:
     sample_size : int
         Notes used to score candidates (silhouette is quadratic).
     center : bool
-        Centre embeddings before clustering (recommended for transformer embeddings).
+        Centre and partially whiten embeddings before clustering (recommended for transformers).
+    whiten_dims : int, principal directions kept by the whitening projection
+    whiten_power : float in [0, 1], 0 = plain PCA, 1 = full whitening
     seed : int
         Random seed for FAISS k-means and sampling.
 
@@ -71,13 +89,14 @@ class TopicClusterer:
     scores_ : ndarray, cosine of each note to its topic centroid (in the centred space)
     cluster_centers_ : ndarray (n_topics_, d), unit centroids in the centred space
     mean_ : ndarray (d,), the centring vector
+    components_ : ndarray (d, whiten_dims), the whitening projection (identity when not centring)
     threshold_ : float, cosine below which a note is an outlier
     n_topics_ : int
     k_scores_ : dict[int, float], silhouette per candidate k (empty when ``n_topics`` is fixed)
     """
 
     def __init__(self, n_topics=None, outlier_share=0.08, min_topic_size=15, k_candidates=None,
-                 sample_size=4000, center=True, seed=42):
+                 sample_size=4000, center=True, seed=42, whiten_dims=100, whiten_power=0.5):
         self.n_topics = n_topics
         self.outlier_share = outlier_share
         self.min_topic_size = min_topic_size
@@ -85,6 +104,8 @@ class TopicClusterer:
         self.sample_size = sample_size
         self.center = center
         self.seed = seed
+        self.whiten_dims = whiten_dims
+        self.whiten_power = whiten_power
 
     # -- public API --------------------------------------------------------------------------
     def fit(self, X, y=None):
@@ -94,7 +115,11 @@ class TopicClusterer:
             raise ValueError(f"outlier_share must be in [0, 0.5), got {self.outlier_share}")
         if n < 2 * max(2, self.min_topic_size):
             raise ValueError(f"need at least {2 * max(2, self.min_topic_size)} notes to find topics, got {n}")
-        self.mean_ = X.mean(axis=0) if self.center else np.zeros(X.shape[1], np.float32)
+        if self.center:
+            self.mean_, self.components_ = whitening_projection(X, self.whiten_dims, self.whiten_power)
+        else:
+            self.mean_ = np.zeros(X.shape[1], np.float32)
+            self.components_ = np.eye(X.shape[1], dtype=np.float32)
         Z = self._centred(X)
 
         self.k_scores_ = {}
@@ -139,10 +164,12 @@ class TopicClusterer:
         params = {"n_topics": self.n_topics, "outlier_share": self.outlier_share,
                   "min_topic_size": self.min_topic_size, "sample_size": self.sample_size,
                   "center": self.center, "seed": self.seed,
+                  "whiten_dims": self.whiten_dims, "whiten_power": self.whiten_power,
                   "k_candidates": list(self.k_candidates) if self.k_candidates else None}
         fitted = {"threshold_": self.threshold_, "n_topics_": self.n_topics_,
                   "k_scores_": {str(k): v for k, v in self.k_scores_.items()}}
-        arrays = {"cluster_centers": self.cluster_centers_, "mean": self.mean_}
+        arrays = {"cluster_centers": self.cluster_centers_, "mean": self.mean_,
+                  "components": self.components_}
         return {"params": params, "fitted": fitted}, arrays
 
     @classmethod
@@ -153,6 +180,7 @@ class TopicClusterer:
         model.k_scores_ = {int(k): v for k, v in meta["fitted"]["k_scores_"].items()}
         model.cluster_centers_ = np.ascontiguousarray(arrays["cluster_centers"], dtype=np.float32)
         model.mean_ = np.asarray(arrays["mean"], dtype=np.float32)
+        model.components_ = np.ascontiguousarray(arrays["components"], dtype=np.float32)
         return model
 
     # -- internals ---------------------------------------------------------------------------
@@ -161,7 +189,7 @@ class TopicClusterer:
             raise RuntimeError("TopicClusterer is not fitted yet; call fit(X) first")
 
     def _centred(self, X: np.ndarray) -> np.ndarray:
-        return as_float32_normalized(X - self.mean_) if self.center else X
+        return as_float32_normalized((X - self.mean_) @ self.components_) if self.center else X
 
     def candidate_ks(self, n: int) -> list[int]:
         if self.k_candidates:

@@ -10,8 +10,9 @@ Folder contents (no pickle anywhere; loading refuses pickled arrays):
 ``assignments.parquet``      note_id → topic_id (−1 outlier), score
 ``embeddings.npy``           float32 (n_notes, d), L2-normalised, row i ↔ notes row i
 ``centroids.npy``            float32 (n_topics, d): normalised mean embedding per topic
-``cluster_centers.npy``,     the clusterer's centred-space centroids and centring vector
-``cluster_mean.npy``
+``cluster_centers.npy``,     the clusterer's centroids (whitened space), centring vector
+``cluster_mean.npy``,        and whitening projection
+``cluster_components.npy``
 ``notes.faiss``/``.json``    note index (row i ↔ notes row i)
 ``topics.faiss``/``.json``   topic-centroid index (row i ↔ topic_id i)
 ===========================  ==========================================================
@@ -138,7 +139,8 @@ def load_snapshot(config_or_dir, run_id: str | None = None) -> Snapshot:
     meta = json.loads((path / "config.json").read_text(encoding="utf-8"))
     clusterer = TopicClusterer.from_state(meta["clusterer"], {
         "cluster_centers": _load_npy(path / "cluster_cluster_centers.npy"),
-        "mean": _load_npy(path / "cluster_mean.npy")})
+        "mean": _load_npy(path / "cluster_mean.npy"),
+        "components": _load_npy(path / "cluster_components.npy")})
     return Snapshot(
         run_id=run_id, path=path, meta=meta,
         notes=pd.read_parquet(path / "notes.parquet"),

@@ -20,10 +20,11 @@ def test_flat_search_is_exact_cosine(review_vectors):
     idx = VectorIndex().fit(X)
     Xn = X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-9)
     scores, ids = idx.search(Xn[:3], k=5)
-    assert list(ids[:, 0]) == [0, 1, 2]
-    brute = np.argsort(-(Xn[:3] @ Xn.T), axis=1)[:, :5]
-    assert np.array_equal(np.sort(ids, axis=1), np.sort(brute, axis=1))
+    # reviews repeat (e.g. "不错"), so compare scores, not ids, against brute force
+    brute = -np.sort(-(Xn[:3] @ Xn.T), axis=1)[:, :5]
+    assert np.allclose(scores, brute, atol=1e-5)
     assert np.allclose(scores[:, 0], 1.0, atol=1e-5)
+    assert all(np.isclose(Xn[q] @ Xn[ids[q, 0]], 1.0, atol=1e-5) for q in range(3))
 
 
 def test_ivf_recall_against_exact():
