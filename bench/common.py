@@ -117,7 +117,16 @@ def run_info(argv: list[str] | None = None) -> dict:
         "date": datetime.now(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d %H:%M %Z"),
         "machine": f"nproc={os.cpu_count()}, CPU={cpu or 'unknown'}, python {platform.python_version()}",
         "command": "python " + " ".join(argv if argv is not None else sys.argv),
+        "load": load_average(),
     }
+
+
+def load_average() -> str:
+    """1/5/15-minute load average: on a shared machine, other jobs inflate wall-clock timings."""
+    try:
+        return "/".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "n/a"
 
 
 def library_versions() -> str:
@@ -139,6 +148,7 @@ def print_header(title: str, info: dict) -> None:
     print(f"machine: {info['machine']}")
     print(f"command: {info['command']}")
     print(f"libraries: {library_versions()}")
+    print(f"load average at start (1/5/15 min): {info['load']}")
 
 
 def markdown_table(rows: list[dict], columns: list[str]) -> str:

@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np
 
-from bench.common import (DATASETS, embed_texts, get_bench_embedder, load_sample, markdown_table,
+from bench.common import (load_average, DATASETS, embed_texts, get_bench_embedder, load_sample, markdown_table,
                           print_header, run_info)
 
 
@@ -142,6 +142,7 @@ def embedding_throughput(n: int, seed: int) -> dict:
     rng = np.random.default_rng(seed + 1)
     sample = [texts[i] for i in rng.choice(len(texts), n, replace=False)]
     embedder = get_bench_embedder()
+    embedder.show_progress = False
     embedder.encode(sample[:16])                        # load the model outside the timing
     t0 = time.perf_counter()
     embedder.encode(sample)
@@ -231,7 +232,7 @@ def main(argv=None) -> None:
     print()
     print(markdown_table(jieba_throughput(texts[:10000] if len(texts) >= 10000 else texts),
                          ["mode", "notes", "seconds", "notes_per_s"]))
-    print(f"\ntotal wall time {time.perf_counter() - started:.0f} s")
+    print(f"\ntotal wall time {time.perf_counter() - started:.0f} s; load average at end: {load_average()}")
 
 
 if __name__ == "__main__":

@@ -144,7 +144,8 @@ class ContentBrief:
         return asdict(self)
 
     def to_json(self, indent: int | None = 2) -> str:
-        return json.dumps(self.to_dict(), ensure_ascii=False, indent=indent, default=_json_default)
+        return json.dumps(_finite(self.to_dict()), ensure_ascii=False, indent=indent, default=_json_default,
+                          allow_nan=False)
 
     def to_markdown(self) -> str:
         return _render_markdown(self)
@@ -235,8 +236,8 @@ def build_brief(snapshot, topic_id: int, segment=None, node: str | None = None,
     posting = _posting(tn, caveats)
     keywords = [str(k) for k in _as_list(topic.get("keywords"))]
     hashtags = _hashtags(tn, keywords, caveats)
-    trend = _trend(snapshot, topic_id)
-    opp = _opportunity(snapshot, topic_id, metrics, node, caveats)
+    trend, trend_table = _trend(snapshot, topic_id)
+    opp = _opportunity(snapshot, topic_id, metrics, node, trend_table)
     audience = _audience(seg, metrics, topic_id, caveats)
     timing = _timing(snapshot, topic_id, node, today, caveats)
     kpis = _kpis(tn, engagement_range, audience)
@@ -426,25 +427,25 @@ def _hashtags(tn: pd.DataFrame, keywords: list[str], caveats: list[str], n: int 
     return rows
 
 
-def _trend(snapshot, topic_id: int) -> dict:
+def _trend(snapshot, topic_id: int) -> tuple[dict, pd.DataFrame | None]:
     notes = snapshot.notes
     if schema.PUBLISHED_AT not in notes or notes[schema.PUBLISHED_AT].isna().all():
-        return {"stage": None}
+        return {"stage": None}, None
     from miner.trends import topic_time_series, trend_scores
     scores = trend_scores(topic_time_series(notes, snapshot.assignments))
     row = scores[scores[TOPIC_ID] == topic_id]
     if row.empty:
-        return {"stage": None}
+        return {"stage": None}, scores
     r = row.iloc[0]
     return {"stage": r["stage"], "stage_zh": r["stage_zh"], "growth_pct": _num(r["growth_pct"]),
             "growth_z": _num(r["growth_z"]), "burst_z": _num(r["burst_z"]), "recent_notes": int(r["recent_notes"]),
             "previous_notes": int(r["previous_notes"]), "low_volume": bool(r["low_volume"]),
-            "basis": "share of daily note volume, last 7 days vs the 7 before (miner.trends)"}
+            "basis": "share of daily note volume, last 7 days vs the 7 before (miner.trends)"}, scores
 
 
-def _opportunity(snapshot, topic_id, metrics, node, caveats) -> dict | None:
+def _opportunity(snapshot, topic_id, metrics, node, trends) -> dict | None:
     from miner.opportunity import FLAG_NAMES_ZH, snapshot_opportunity
-    table = snapshot_opportunity(snapshot, metrics=metrics, node=node)
+    table = snapshot_opportunity(snapshot, metrics=metrics, node=node, trends=trends)
     row = table[table[TOPIC_ID] == topic_id]
     if row.empty:
         return None
@@ -538,13 +539,15 @@ def _kpis(tn: pd.DataFrame, rng: dict, audience: dict) -> list[dict]:
     if {schema.LIKES, schema.COLLECTS, schema.COMMENTS} <= set(tn.columns):
         likes = tn[schema.LIKES].astype("float64")
         ok = likes > 0
-        if ok.any():
-            cr = (tn.loc[ok, schema.COLLECTS] / likes[ok]).median()
-            cm = (tn.loc[ok, schema.COMMENTS] / likes[ok]).median()
-            kpis.append({"name": "收藏/点赞比", "baseline": float(cr), "target": float(cr),
-                         "basis": f"话题 {int(ok.sum())} 篇有点赞笔记的中位数 (≥ 此值说明内容有收藏价值)"})
-            kpis.append({"name": "评论/点赞比", "baseline": float(cm), "target": float(cm),
-                         "basis": f"话题 {int(ok.sum())} 篇有点赞笔记的中位数"})
+        top = ok & (tn["_eng"] >= tn["_eng"].quantile(0.75))
+        for name, col in (("收藏/点赞比", schema.COLLECTS), ("评论/点赞比", schema.COMMENTS)):
+            if not ok.any():
+                break
+            ratio = tn[col].astype("float64") / likes.where(ok)
+            kpis.append({"name": name, "baseline": float(ratio[ok].median()),
+                         "target": float(ratio[top].median()) if top.any() else None,
+                         "basis": f"话题 {int(ok.sum())} 篇有点赞笔记的中位数 / 其中互动前 25% 的 "
+                                  f"{int(top.sum())} 篇的中位数"})
     pen = audience.get("penetration")
     if pen is not None:
         kpis.append({"name": "目标人群渗透率", "baseline": pen, "target": None,
@@ -726,6 +729,17 @@ def _as_list(value) -> list:
     if isinstance(value, str):
         return [t for t in re.split(r"[|,，\s]+", value) if t]
     return [value]
+
+
+def _finite(obj):
+    """NaN/inf → None, recursively (JSON has no NaN)."""
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    if isinstance(obj, (float, np.floating)) and not np.isfinite(obj):
+        return None
+    return obj
 
 
 def _json_default(o):

@@ -98,10 +98,12 @@ def cmd_brief(args, config: MinerConfig) -> int:
 def cmd_search(args, config: MinerConfig) -> int:
     from miner.embed import get_embedder
     from miner.persist import load_snapshot
+    from miner.pipeline import make_segmenter
     from miner.search import TopicSearcher
     snap = load_snapshot(config, args.run)
     embedder = get_embedder(snap.meta["embedding"]["model"])
-    ideas = TopicSearcher(snap, embedder).search(args.query, k=args.k)
+    searcher = TopicSearcher(snap, embedder, segmenter=make_segmenter(config, n_jobs=1))
+    ideas = searcher.search(args.query, k=args.k)
     print(f"搜索「{args.query}」· 快照 {snap.run_id} · 分数 = 语义(中心+笔记)与关键词(BM25)的倒数排名融合")
     for i, idea in enumerate(ideas, 1):
         opp = f"{idea.opportunity * 100:.0f}" if idea.opportunity is not None else "—"

@@ -14,16 +14,20 @@ Hybrid retrieval over one snapshot, three ranked lists of topics fused by recipr
 3. **keyword** — BM25 (``k1``, ``b``; idf ``log(1 + (N − df + ½) / (df + ½))`` over notes) of
    every note on the query's jieba tokens; a topic's keyword score is the *mean* BM25 of its notes,
    so a topic where the query words are common beats a large topic with a few stray matches.
-   Only topics with a match enter this list. A query token absent from the vocabulary is expanded
-   to up to ``max_expansions`` vocabulary words containing it (most frequent first), or else to
-   vocabulary words it contains — "露营穿搭" still finds 露营 and 穿搭.
+   Only topics where at least ``min_keyword_notes`` notes and ``min_keyword_coverage`` of the
+   topic's notes match enter this list (one stray mention does not make a topic about the word).
+   A query token absent from the vocabulary is expanded to up to ``max_expansions`` vocabulary
+   words containing it (most frequent first), or else to vocabulary words it contains —
+   "露营穿搭" still finds 露营 and 穿搭.
 
 Fusion (reciprocal rank fusion, Cormack et al. 2009)::
 
     score(t) = Σ_lists w_l / (rrf_k + rank_l(t))  ÷  Σ_lists w_l / (rrf_k + 1)
 
-so a topic ranked first in every list scores 1. RRF needs no score calibration between cosine and
-BM25 (whose scales differ by model and corpus). ``semantic_score`` (the centroid list's value,
+with ``rrf_k = 60`` and weights (centroid 1, notes 1, keyword 2): the two semantic lists are two
+views of one signal, so meaning and words weigh the same. A topic ranked first in every list
+scores 1. RRF needs no score calibration between cosine and BM25 (whose scales differ by model
+and corpus). ``semantic_score`` (the centroid list's value,
 ``c · (q − μ)``: > 0 when the topic is closer to the query than the average note is) and
 ``keyword_score`` (topic BM25 ÷ the best topic's) are reported alongside for explanation.
 
@@ -50,7 +54,7 @@ class ExampleNote:
     note_id: str
     title: str
     engagement: int            # likes + collects + comments + shares
-    similarity: float | None   # cosine to the query, when found by the note index
+    similarity: float | None   # note · (query − mean note), when found by the note index
 
 
 @dataclass
@@ -122,8 +126,9 @@ class TopicSearcher:
 
     def __init__(self, snapshot, embedder, segmenter=None, trends: pd.DataFrame | None = None,
                  opportunity: pd.DataFrame | None = None, n_note_hits: int = 200, top_note_hits: int = 3,
-                 rrf_k: int = 60, weights: tuple[float, float, float] = (1.0, 1.0, 1.0), k1: float = 1.2,
-                 b: float = 0.75, max_expansions: int = 5, n_examples: int = 3):
+                 rrf_k: int = 60, weights: tuple[float, float, float] = (1.0, 1.0, 2.0), k1: float = 1.2,
+                 b: float = 0.75, max_expansions: int = 5, n_examples: int = 3, min_keyword_notes: int = 2,
+                 min_keyword_coverage: float = 0.02):
         self.snapshot = snapshot
         self.embedder = embedder
         self.segmenter = segmenter
@@ -137,6 +142,8 @@ class TopicSearcher:
         self.b = b
         self.max_expansions = max_expansions
         self.n_examples = n_examples
+        self.min_keyword_notes = min_keyword_notes
+        self.min_keyword_coverage = min_keyword_coverage
 
     # -- fitting ----------------------------------------------------------------------------------
     def fit(self) -> "TopicSearcher":
@@ -196,21 +203,21 @@ class TopicSearcher:
         self._stage = ({} if trends is None or trends.empty else
                        dict(zip(trends[TOPIC_ID].astype(int), zip(trends["stage"], trends["stage_zh"]))))
         self._opp = dict(zip(opportunity[TOPIC_ID].astype(int), opportunity["score"].astype(float)))
-        self._segmenter().segment("预热")   # load jieba's dictionary now, not on the first query
+        if self.segmenter is None:
+            from miner.segment import JiebaSegmenter
+            self.segmenter_ = JiebaSegmenter()
+        else:
+            self.segmenter_ = self.segmenter
+        self.segmenter_.segment("预热")   # load jieba's dictionary now, not on the first query
         return self
 
     # -- query side -------------------------------------------------------------------------------
-    def _segmenter(self):
-        if self.segmenter is None:
-            from miner.segment import JiebaSegmenter
-            self.segmenter = JiebaSegmenter()
-        return self.segmenter
 
     def query_terms(self, query: str) -> list[str]:
         """Vocabulary terms the query matches: its tokens, with out-of-vocabulary ones expanded."""
         if not hasattr(self, "term_index_"):
             self.fit()
-        tokens = self._segmenter().segment(query)
+        tokens = self.segmenter_.segment(query)
         # whitespace-separated words the segmenter split or dropped still count as words
         tokens += [w.lower() for w in query.split() if len(w) >= 2]
         terms: list[str] = []
@@ -290,12 +297,17 @@ class TopicSearcher:
 
         terms = self.query_terms(query)
         keyword, per_term, (kw_rows, kw_note_scores) = self._keyword_scores(terms)
+        kw_topics = self.note_topic_[kw_rows]
+        matching = np.bincount(kw_topics[kw_topics >= 0], minlength=n_topics)
+        # a topic enters the keyword list only when the words are part of it, not one stray note
+        kw_member = (keyword > 0) & (matching >= self.min_keyword_notes) & (
+            matching >= self.min_keyword_coverage * self.topic_sizes_)
 
         fused = np.zeros(n_topics)
         rank_of = {}
         for name, w, values, member in zip(("centroid", "notes", "keyword"), self.weights,
                                            (centroid, note_level, keyword),
-                                           (np.isfinite(centroid), np.isfinite(note_level), keyword > 0)):
+                                           (np.isfinite(centroid), np.isfinite(note_level), kw_member)):
             listed = np.flatnonzero(member)
             order = listed[np.argsort(-values[listed], kind="stable")]
             ranks = np.zeros(n_topics, dtype=np.int64)
@@ -307,7 +319,7 @@ class TopicSearcher:
         best_kw = keyword.max() if keyword.size and keyword.max() > 0 else 1.0
         order = np.lexsort((np.arange(n_topics), -centroid, -fused))[:k]
         # keyword-matching notes grouped by topic, best first
-        kw_order = np.lexsort((-kw_note_scores, self.note_topic_[kw_rows]))
+        kw_order = np.lexsort((-kw_note_scores, kw_topics))
         kw_sorted_rows = kw_rows[kw_order]
         kw_sorted_topics = self.note_topic_[kw_sorted_rows]
         ideas = []

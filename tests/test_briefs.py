@@ -35,11 +35,17 @@ def demo_notes() -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def snapshot(demo_notes, tmp_path_factory):
+def config(demo_notes, tmp_path_factory) -> MinerConfig:
+    """A workspace whose latest snapshot holds 8 topics of the demo notes (hashing embedder)."""
     root = tmp_path_factory.mktemp("brief-snap")
     config = MinerConfig(models_dir=root / "models", workspace_dir=root / "ws", embedding_model="hashing",
                          n_topics=8)
-    build_topics(config, demo_notes, embedder=HashingEmbedder(dim=1024), show_progress=False)
+    build_topics(config, demo_notes, embedder=HashingEmbedder(), show_progress=False)
+    return config
+
+
+@pytest.fixture(scope="module")
+def snapshot(config):
     return load_snapshot(config)
 
 
@@ -97,6 +103,8 @@ def test_numbers_match_pandas(brief, members):
     liked = members[members["likes"] > 0]
     ratio = next(k for k in brief.kpis if k["name"] == "收藏/点赞比")
     assert ratio["baseline"] == pytest.approx((liked["collects"] / liked["likes"]).median())
+    best = liked[liked["eng"] >= members["eng"].quantile(0.75)]
+    assert ratio["target"] == pytest.approx((best["collects"] / best["likes"]).median())
 
     counts = members["note_type"].value_counts()
     medians = members.groupby("note_type")["eng"].median()
@@ -270,3 +278,39 @@ def test_title_pattern_miner_on_real_titles(demo_notes):
     bracket = real["title"].str.contains("【|】|《|》|「|」|『|』|\\[|\\]", regex=True)
     assert feats["bracket"].sum() == bracket.sum()
     assert set(TITLE_PATTERNS) == set(feats.columns)
+
+
+# ---- the CLI on the same snapshot (python -m miner trends / opportunity / brief / search) ------------
+@pytest.fixture(scope="module")
+def cli(config, tmp_path_factory):
+    from miner.cli import main
+    path = tmp_path_factory.mktemp("cli") / "config.json"
+    path.write_text(json.dumps({"models_dir": str(config.models_dir), "workspace_dir": str(config.workspace_dir),
+                                "embedding_model": "hashing"}), encoding="utf-8")
+    return lambda *argv: main(["--config", str(path), *argv])
+
+
+def test_cli_trends_and_opportunity(cli, snapshot, capsys):
+    assert cli("trends", "--top", "5", "--today", "2023-10-01") == 0
+    out = capsys.readouterr().out
+    assert "阶段" in out and "下一节点" in out and "蓄水" in out
+    assert len([line for line in out.splitlines() if line[:1].isdigit()]) == 5
+    assert cli("opportunity", "--node", "双11") == 0
+    out = capsys.readouterr().out
+    assert "机会分" in out and "节点契合" in out and "无人群数据" in out
+
+
+def test_cli_brief_markdown_and_json(cli, topic_id, tmp_path, capsys):
+    assert cli("brief", str(topic_id), "--node", "双11", "--no-llm") == 0
+    assert "选题简报" in capsys.readouterr().out
+    target = tmp_path / "brief.json"
+    assert cli("brief", str(topic_id), "--json", "--out", str(target), "--no-llm") == 0
+    assert json.loads(target.read_text(encoding="utf-8"))["topic_id"] == topic_id
+    assert cli("brief", "999") == 2                                   # clear error, no traceback
+    assert "not in snapshot" in capsys.readouterr().err
+
+
+def test_cli_search(cli, capsys):
+    assert cli("search", "手机 屏幕 电池", "-k", "3") == 0
+    out = capsys.readouterr().out
+    assert out.count("分数") >= 3 and "互动" in out

@@ -15,7 +15,6 @@ from miner.persist import load_snapshot
 from miner.pipeline import build_topics
 from miner.search import TopicIdea, TopicSearcher, bm25_matrix
 
-SHOP_CSV = Path("/work/shared/datasets/online-shopping-10cats/online_shopping_10_cats.csv")
 CATS = ["书籍", "平板", "手机", "水果", "洗发水", "热水器", "蒙牛", "衣服", "计算机", "酒店"]
 
 
@@ -132,30 +131,56 @@ def test_bad_input_is_rejected():
 
 
 # ---- relevance on labelled real data ---------------------------------------------------------------
-def labelled_reviews(n_per: int = 150, seed: int = 0) -> pd.DataFrame:
-    """``n_per`` real reviews of each of 10 product categories, in the notes schema."""
-    raw = pd.read_csv(SHOP_CSV).dropna(subset=["review"])
-    raw["review"] = raw["review"].astype(str).str.replace("\ufeff", "").str.strip()
-    raw = raw[raw["review"].str.len() > 0].drop_duplicates("review")
-    raw = raw[raw["cat"].isin(CATS)].groupby("cat", group_keys=False).sample(n_per, random_state=seed)
+DATASETS = Path("/work/shared/datasets")
+SHOP_CSV = DATASETS / "online-shopping-10cats" / "online_shopping_10_cats.csv"
+NLPCC_CSV = DATASETS / "nlpcc2017-news-headlines" / "nlpcc2017_headlines_test_full.csv"
+NLPCC_CATS = ["baby", "car", "fashion", "food", "game", "regimen", "sports", "tech", "travel", "finance"]
+# creator-style queries written for the NLPCC categories, avoiding each category's top words
+PARAPHRASES = {
+    "baby": ["新生儿喂养", "婴幼儿辅食", "带娃心得", "坐月子"], "car": ["新能源车续航", "买车选哪款", "轿车试驾"],
+    "food": ["家常菜谱", "下饭菜", "烘焙甜点"], "travel": ["自驾游攻略", "出国玩去哪", "度假胜地"],
+    "game": ["电竞比赛", "网游攻略", "王者荣耀上分"], "regimen": ["中医调理", "睡眠质量差", "降血压"],
+    "sports": ["足球比赛", "篮球赛", "奥运金牌"], "tech": ["智能手机发布会", "人工智能", "芯片"],
+    "fashion": ["穿衣搭配", "时髦单品", "美甲"], "finance": ["炒股", "基金理财", "房价走势"]}
+
+
+def labelled_notes(dataset: str, n_per: int = 150, seed: int = 0) -> pd.DataFrame:
+    """``n_per`` real texts of each of 10 labelled categories, in the notes schema (label → category)."""
+    if dataset == "shop":
+        raw = pd.read_csv(SHOP_CSV).rename(columns={"cat": "category", "review": "text"})
+        cats = CATS
+    else:
+        raw = pd.read_csv(NLPCC_CSV).rename(columns={"label": "category"})
+        cats = NLPCC_CATS
+    raw = raw.dropna(subset=["text"])
+    raw["text"] = raw["text"].astype(str).str.replace("\ufeff", "").str.strip()
+    raw = raw[(raw["text"].str.len() > 0) & raw["category"].isin(cats)].drop_duplicates("text")
+    raw = raw.groupby("category", group_keys=False).sample(n_per, random_state=seed)
     rng = np.random.default_rng(seed)
     n = len(raw)
     return pd.DataFrame({
-        "note_id": [f"r{i:05d}" for i in range(n)], "title": raw["review"].str[:20].to_numpy(),
-        "body": raw["review"].to_numpy(), "tags": [[] for _ in range(n)], "author_id": "a",
+        "note_id": [f"r{i:05d}" for i in range(n)], "title": raw["text"].str[:20].to_numpy(),
+        "body": raw["text"].to_numpy() if dataset == "shop" else "", "tags": [[] for _ in range(n)],
+        "author_id": "a",
         "published_at": pd.Timestamp("2023-09-01", tz="Asia/Shanghai") + pd.to_timedelta(rng.integers(0, 720, n), "h"),
         "likes": rng.integers(0, 100, n), "collects": 0, "comments": 0, "shares": 0,
-        "category": raw["cat"].to_numpy()})
+        "category": raw["category"].to_numpy()})
 
 
-def _build(tmp_path_factory, embedder, model_name: str):
-    if not SHOP_CSV.exists():
-        pytest.skip(f"labelled data missing: {SHOP_CSV}")
-    root = tmp_path_factory.mktemp("search-snap")
+def _build(tmp_path_factory, dataset: str, embedder, model_name: str):
+    path = SHOP_CSV if dataset == "shop" else NLPCC_CSV
+    if not path.exists():
+        pytest.skip(f"labelled data missing: {path}")
+    root = tmp_path_factory.mktemp(f"search-{dataset}")
     config = MinerConfig(models_dir=root / "models", workspace_dir=root / "ws", embedding_model=model_name,
-                         n_topics=len(CATS))
-    build_topics(config, labelled_reviews(), embedder=embedder, show_progress=False)
+                         n_topics=10)
+    build_topics(config, labelled_notes(dataset), embedder=embedder, show_progress=False)
     return load_snapshot(config)
+
+
+def majority_topics(snapshot) -> pd.Series:
+    inliers = snapshot.notes.merge(snapshot.assignments, on="note_id").query("topic_id >= 0")
+    return inliers.groupby("category")["topic_id"].agg(lambda s: s.value_counts().idxmax())
 
 
 def category_queries(snapshot, per_category: int = 3, words: int = 3) -> list[tuple[str, str]]:
@@ -163,53 +188,50 @@ def category_queries(snapshot, per_category: int = 3, words: int = 3) -> list[tu
     notes = snapshot.notes
     ctf = ClassTfidf(min_df=2).fit([list(t) for t in notes["tokens"]], notes["category"].to_numpy())
     out = []
-    for cat in CATS:
+    for cat in sorted(notes["category"].unique()):
         top = [w for w, _ in ctf.top_terms(cat, per_category * words)]
         out += [(cat, " ".join(top[i:i + words])) for i in range(0, per_category * words, words)]
     return out
 
 
-def hit_rate(snapshot, searcher) -> tuple[float, list]:
-    """Share of category queries whose first idea is the category's majority topic."""
-    inliers = snapshot.notes.merge(snapshot.assignments, on="note_id").query("topic_id >= 0")
-    majority = inliers.groupby("category")["topic_id"].agg(lambda s: s.value_counts().idxmax())
-    results = [(cat, q, searcher.search(q, k=3)[0].topic_id, majority[cat]) for cat, q in category_queries(snapshot)]
+def hit_rate(snapshot, searcher, queries) -> tuple[float, list]:
+    """Share of (category, query) pairs whose first idea is the category's majority topic."""
+    majority = majority_topics(snapshot)
+    results = [(cat, q, searcher.search(q, k=3)[0].topic_id, majority[cat]) for cat, q in queries]
     return float(np.mean([got == want for _, _, got, want in results])), results
 
 
 @pytest.fixture(scope="module")
 def hashed_reviews(tmp_path_factory):
     embedder = HashingEmbedder(dim=1024)
-    return _build(tmp_path_factory, embedder, "hashing"), embedder
+    return _build(tmp_path_factory, "shop", embedder, "hashing"), embedder
 
 
 def test_search_relevance_lexical_embedder(hashed_reviews):
+    """1,500 real reviews of 10 products, hashing embedder: measured 0.60 (18/30) at commit time."""
     snapshot, embedder = hashed_reviews
-    rate, results = hit_rate(snapshot, TopicSearcher(snapshot, embedder))
-    print(f"hit rate (hashing embedder, 1,500 reviews, 30 queries): {rate:.2f}")
+    queries = category_queries(snapshot)
+    rate, results = hit_rate(snapshot, TopicSearcher(snapshot, embedder), queries)
+    print(f"hit rate (hashing embedder, 1,500 reviews, {len(queries)} queries): {rate:.2f}")
     assert rate >= 0.5, results
-    # the fused ranking does better than the lexical embedding alone on the same queries
-    semantic_only, _ = hit_rate(snapshot, TopicSearcher(snapshot, embedder, weights=(1, 1, 0)))
+    # the fused ranking beats the lexical embedding alone on the same queries
+    semantic_only, _ = hit_rate(snapshot, TopicSearcher(snapshot, embedder, weights=(1, 1, 0)), queries)
     assert rate > semantic_only
 
 
 @pytest.mark.slow
 def test_search_relevance_real_model(tmp_path_factory):
+    """1,500 real NLPCC headlines of 10 categories, the real model: measured 0.97 (29/30) on category-word
+    queries and 0.94 (29/31) on paraphrases at commit time."""
     from miner.embed import get_embedder
     config = MinerConfig()
     embedder = get_embedder(config.embedding_model)
-    snapshot = _build(tmp_path_factory, embedder, config.embedding_model)
+    snapshot = _build(tmp_path_factory, "nlpcc", embedder, config.embedding_model)
     searcher = TopicSearcher(snapshot, embedder)
-    rate, results = hit_rate(snapshot, searcher)
-    print(f"hit rate (real model, 1,500 reviews, 30 queries): {rate:.2f}")
-    assert rate >= 0.7, results
-    # no query word in the vocabulary: only the embedding can bridge paraphrases
-    inliers = snapshot.notes.merge(snapshot.assignments, on="note_id").query("topic_id >= 0")
-    majority = inliers.groupby("category")["topic_id"].agg(lambda s: s.value_counts().idxmax())
-    paraphrases = {"酒店": "住宿的旅馆客房", "蒙牛": "乳制品奶制品", "洗发水": "洗头膏头皮护理", "书籍": "读物小说文学"}
-    hits = 0
-    for cat, q in paraphrases.items():
-        idea = searcher.search(q, k=1)[0]
-        hits += idea.topic_id == majority[cat]
-    print(f"paraphrase hits (real model): {hits}/{len(paraphrases)}")
-    assert hits >= 2
+    rate, results = hit_rate(snapshot, searcher, category_queries(snapshot))
+    print(f"hit rate (real model, 1,500 headlines, category-word queries): {rate:.2f}")
+    assert rate >= 0.85, results
+    paraphrases = [(cat, q) for cat, qs in PARAPHRASES.items() for q in qs]
+    para_rate, para_results = hit_rate(snapshot, searcher, paraphrases)
+    print(f"hit rate (real model, paraphrase queries): {para_rate:.2f}")
+    assert para_rate >= 0.7, para_results

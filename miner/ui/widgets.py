@@ -15,8 +15,8 @@ import streamlit as st
 
 from miner import schema
 from miner.config import MinerConfig
-from miner.ui import loaders
 from miner.persist import latest_run_id
+from miner.ui import loaders
 from miner.ui.bootstrap import is_demo_workspace, needs_preparation, prepare_workspace
 
 ALL = "全部"
