@@ -1,20 +1,24 @@
-"""Clustering experiments for miner/cluster.py, and the proposed change as a drop-in subclass.
+"""Clustering experiments for miner/cluster.py, and the next proposed change as a subclass.
 
-Finding (see bench/RESULTS.md): on sentence embeddings the cosine silhouette of plain centred
-vectors is nearly flat across k and peaks at too few topics (online-shopping: k=5, NMI 0.44).
-A *partial PCA whitening* of the centred embeddings — keep the top ``whiten_dims`` principal
-directions and divide each by ``sqrt(eigenvalue) ** whiten_power`` (0 = plain PCA, 1 = full
-whitening) — evens out the few dominant directions that every note shares. In that space
-spherical k-means separates topics better and the silhouette peak sits near the k that
-maximises NMI, so the existing silhouette k-choice starts to work.
+History (numbers in bench/RESULTS.md):
 
-``ProposedClusterer`` is ``TopicClusterer`` with that projection in front of it (everything else —
-k choice, k-means, small-topic dissolve, outlier quantile, renumbering — is inherited); the
-projection is one extra array (``components_``) to persist. Optional ``lexical_weight`` > 0 appends
-an L2-normalised TF-IDF→SVD view of the jieba tokens (needs ``tokens`` in ``fit``; ``predict``
-then needs tokens too, so it is off by default).
+1. *Partial PCA whitening* (now in ``miner.cluster.TopicClusterer``, ``whiten_dims=100``,
+   ``whiten_power=0.5``): on plain centred embeddings the cosine silhouette is nearly flat and
+   peaks at too few topics (online-shopping k=5, Bilibili k=4); dividing the top principal
+   directions by ``sqrt(eigenvalue) ** 0.5`` separates topics and puts the silhouette peak near
+   the NMI peak. The pre-whitening method is ``TopicClusterer(whiten_dims=d, whiten_power=0)``
+   (a full-rank rotation leaves cosines unchanged, so that is centring only).
+2. Proposed next (``ProposedClusterer``):
+   * *parsimonious k*: the silhouette of each candidate k is noisy (one k-means run on a
+     sample), so the argmax jumps between 14 and 65 on the same data with different seeds.
+     Average each candidate's silhouette with its grid neighbours (3-point moving average) and
+     take the *smallest* k whose smoothed score is within ``k_tolerance`` (3 %) of the best;
+   * *n_init=3*: keep the best of three k-means++ restarts (FAISS ``nredo``, lowest objective)
+     for the final fit; k-means++ alone varies NMI by ±0.03 at a fixed k.
+   Negative results (not proposed): appending a TF-IDF→SVD view of the jieba tokens, kNN
+   smoothing of the embeddings before k-means, norm-based outlier rules, full whitening.
 
-    python bench/tune_cluster.py              # the sweep behind the proposal (cached embeddings)
+    python bench/tune_cluster.py              # the sweep (cached embeddings; ~5 min on 2 cores)
     python bench/tune_cluster.py --datasets nlpcc --seeds 1,2,3
 """
 from __future__ import annotations
@@ -32,64 +36,42 @@ import numpy as np
 from miner.cluster import OUTLIER, TopicClusterer, as_float32_normalized
 
 
-def whitening_projection(X: np.ndarray, dims: int, power: float) -> tuple[np.ndarray, np.ndarray]:
-    """(mean, components) with ``(X - mean) @ components`` = top-``dims`` PCA scores / sqrt(eig)**power."""
-    mean = X.mean(axis=0)
-    Xc = (X - mean).astype(np.float64)
-    cov = Xc.T @ Xc / max(len(X) - 1, 1)
-    evals, evecs = np.linalg.eigh(cov)
-    order = np.argsort(evals)[::-1][:min(dims, X.shape[1])]
-    evals = np.maximum(evals[order], 1e-12)
-    components = evecs[:, order] / evals ** (power / 2)
-    components /= np.abs(components).max()          # scale is irrelevant after normalising; keep it tame
-    return mean.astype(np.float32), np.ascontiguousarray(components, dtype=np.float32)
-
-
 class ProposedClusterer(TopicClusterer):
-    """``TopicClusterer`` on partially whitened embeddings (see module docstring).
+    """``TopicClusterer`` with a parsimonious, smoothed silhouette k-choice and k-means restarts.
 
     Extra parameters
     ----------------
-    whiten_dims : int, principal directions kept (None = all)
-    whiten_power : float in [0, 1], 0 = PCA rotation only, 1 = full whitening
-    n_init : int, k-means restarts for the final fit (FAISS ``nredo``; the lowest objective wins)
-    k_smoothing : bool, choose k on the silhouette curve averaged with its grid neighbours
-    lexical_weight : float in [0, 1), share of the squared norm given to a TF-IDF→SVD view of the
-        tokens (experiment only; it lowered NMI everywhere)
+    k_tolerance : float or None, pick the smallest k whose smoothed silhouette is ≥ (1 - k_tolerance)
+        × best; None = the plain silhouette argmax of ``TopicClusterer``
+    n_init : int, k-means++ restarts of the final fit (FAISS ``nredo``; lowest objective wins)
 
-    Extra attributes: ``components_`` (d, whiten_dims).
+    Extra attributes: ``k_scores_smoothed_``.
     """
-
-    uses_tokens = True      # bench hook: speed.py / quality.py pass tokens to fit
 
     def __init__(self, n_topics=None, outlier_share=0.08, min_topic_size=15, k_candidates=None,
                  sample_size=4000, center=True, seed=42, whiten_dims=100, whiten_power=0.5,
-                 n_init=1, k_smoothing=False, lexical_weight=0.0, lexical_dims=100):
+                 k_tolerance=0.03, n_init=3):
         super().__init__(n_topics=n_topics, outlier_share=outlier_share, min_topic_size=min_topic_size,
-                         k_candidates=k_candidates, sample_size=sample_size, center=center, seed=seed)
-        self.whiten_dims = whiten_dims
-        self.whiten_power = whiten_power
+                         k_candidates=k_candidates, sample_size=sample_size, center=center, seed=seed,
+                         whiten_dims=whiten_dims, whiten_power=whiten_power)
+        self.k_tolerance = k_tolerance
         self.n_init = n_init
-        self.k_smoothing = k_smoothing
-        self.lexical_weight = lexical_weight
-        self.lexical_dims = lexical_dims
 
-    def fit(self, X, y=None, tokens=None):
+    def fit(self, X, y=None):
+        # TopicClusterer.fit, with the final k-means restarted n_init times
         X = as_float32_normalized(X)
-        if self.lexical_weight > 0:
-            if tokens is None:
-                raise ValueError("lexical_weight > 0 needs the notes' tokens: fit(X, tokens=...)")
-            X = self._with_lexical(X, tokens)
         n = X.shape[0]
         if not 0 <= self.outlier_share < 0.5:
             raise ValueError(f"outlier_share must be in [0, 0.5), got {self.outlier_share}")
         if n < 2 * max(2, self.min_topic_size):
             raise ValueError(f"need at least {2 * max(2, self.min_topic_size)} notes to find topics, got {n}")
-        # the only change to TopicClusterer.fit: a partial-whitening projection instead of centring alone
-        dims = X.shape[1] if self.whiten_dims is None else self.whiten_dims
-        self.mean_, self.components_ = whitening_projection(X, dims, self.whiten_power)
+        if self.center:
+            from miner.cluster import whitening_projection
+            self.mean_, self.components_ = whitening_projection(X, self.whiten_dims, self.whiten_power)
+        else:
+            self.mean_ = np.zeros(X.shape[1], np.float32)
+            self.components_ = np.eye(X.shape[1], dtype=np.float32)
         Z = self._centred(X)
-
         self.k_scores_ = {}
         k = int(self.n_topics) if self.n_topics is not None else self._choose_k(Z)
         centers, labels = spherical_kmeans(Z, k, self.seed, nredo=self.n_init)
@@ -103,28 +85,19 @@ class ProposedClusterer(TopicClusterer):
         return self
 
     def _choose_k(self, Z):
-        best = super()._choose_k(Z)
-        if not self.k_smoothing or len(self.k_scores_) < 3:
-            return best
+        best = super()._choose_k(Z)               # fills k_scores_ (silhouette per candidate)
         ks = sorted(self.k_scores_)
-        raw = np.array([self.k_scores_[k] for k in ks])
-        padded = np.concatenate([raw[:1], raw, raw[-1:]])
-        smooth = (padded[:-2] + padded[1:-1] + padded[2:]) / 3
-        self.k_scores_smoothed_ = dict(zip(ks, smooth.tolist()))
-        return int(ks[int(np.argmax(smooth))])
+        if self.k_tolerance is None or len(ks) < 3:
+            return best
+        self.k_scores_smoothed_ = dict(zip(ks, smoothed(np.array([self.k_scores_[k] for k in ks])).tolist()))
+        top = max(self.k_scores_smoothed_.values())
+        return min(k for k, s in self.k_scores_smoothed_.items() if s >= top - abs(top) * self.k_tolerance)
 
-    def _with_lexical(self, X, tokens):
-        from sklearn.decomposition import TruncatedSVD
-        from sklearn.feature_extraction.text import TfidfVectorizer
-        tfidf = TfidfVectorizer(analyzer=_identity, min_df=2, sublinear_tf=True).fit_transform(tokens)
-        dims = min(self.lexical_dims, tfidf.shape[1] - 1)
-        L = TruncatedSVD(dims, random_state=self.seed).fit_transform(tfidf)
-        L = as_float32_normalized(L - L.mean(axis=0))
-        w = self.lexical_weight
-        return np.hstack([np.sqrt(1 - w) * as_float32_normalized(X - X.mean(axis=0)), np.sqrt(w) * L])
 
-    def _centred(self, X):
-        return as_float32_normalized((X - self.mean_) @ self.components_)
+def smoothed(values: np.ndarray) -> np.ndarray:
+    """3-point moving average with the end points repeated."""
+    padded = np.concatenate([values[:1], values, values[-1:]])
+    return (padded[:-2] + padded[1:-1] + padded[2:]) / 3
 
 
 def spherical_kmeans(X: np.ndarray, k: int, seed: int, niter: int = 25, nredo: int = 1):
@@ -137,54 +110,50 @@ def spherical_kmeans(X: np.ndarray, k: int, seed: int, niter: int = 25, nredo: i
     return km.centroids.copy(), idx[:, 0].astype(np.int64)
 
 
-def _identity(tokens):
-    return tokens
-
-
 # -- the sweep ---------------------------------------------------------------------------------
+PRE_WHITENING = dict(cls="current", whiten_dims=384, whiten_power=0.0)
 VARIANTS = {
-    "current (centre, silhouette k)": dict(cls="current"),
-    "pca100 only (power 0)": dict(whiten_dims=100, whiten_power=0.0),
-    "whiten d=384 p=0.5": dict(whiten_dims=384, whiten_power=0.5),
-    "whiten d=50 p=0.5": dict(whiten_dims=50, whiten_power=0.5),
-    "whiten d=100 p=0.5": dict(whiten_dims=100, whiten_power=0.5),
-    "whiten d=100 p=0.75": dict(whiten_dims=100, whiten_power=0.75),
-    "whiten d=100 p=1.0": dict(whiten_dims=100, whiten_power=1.0),
-    "whiten + k smoothing": dict(whiten_dims=100, whiten_power=0.5, k_smoothing=True),
-    "whiten + n_init 3": dict(whiten_dims=100, whiten_power=0.5, n_init=3),
-    "whiten + smoothing + n_init 3": dict(whiten_dims=100, whiten_power=0.5, k_smoothing=True, n_init=3),
-    "whiten + lexical 0.3": dict(whiten_dims=100, whiten_power=0.5, lexical_weight=0.3),
+    "pre-whitening (centre only)": PRE_WHITENING,
+    "PCA 100, no whitening (p=0)": dict(cls="current", whiten_dims=100, whiten_power=0.0),
+    "whiten d=50 p=0.5": dict(cls="current", whiten_dims=50, whiten_power=0.5),
+    "whiten d=384 p=0.5": dict(cls="current", whiten_dims=384, whiten_power=0.5),
+    "whiten d=100 p=0.75": dict(cls="current", whiten_dims=100, whiten_power=0.75),
+    "whiten d=100 p=1.0": dict(cls="current", whiten_dims=100, whiten_power=1.0),
+    "current: whiten d=100 p=0.5": dict(cls="current"),
+    "+ parsimonious k only": dict(n_init=1),
+    "+ n_init 3 only": dict(k_tolerance=None),
+    "proposed: + parsimonious k + n_init 3": dict(),
 }
 
 
 def main(argv=None) -> None:
     from sklearn.metrics import normalized_mutual_info_score
-    from bench.common import DATASETS, embed_texts, load_sample, markdown_table
-    from miner.segment import JiebaSegmenter
+    from bench.common import DATASETS, embed_texts, load_sample, markdown_table, print_header, run_info
     parser = argparse.ArgumentParser(description="clusterer variants × datasets × seeds (auto k)")
     parser.add_argument("--n", type=int, default=6000)
     parser.add_argument("--sample-seed", type=int, default=42)
-    parser.add_argument("--seeds", default="1,2,3", help="clusterer seeds (k-means init, k-choice sample)")
+    parser.add_argument("--seeds", default="40,41,42,43,44,45,46,47,48,49", help="clusterer seeds (k-means init, k-choice sample)")
     parser.add_argument("--datasets", default=",".join(DATASETS))
     parser.add_argument("--variants", default=None, help="comma-separated substrings of variant names")
     args = parser.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")]
     variants = {k: v for k, v in VARIANTS.items()
                 if args.variants is None or any(s in k for s in args.variants.split(","))}
+    print_header("Clusterer variants (automatic k) x seeds", run_info(argv if argv is not None else sys.argv))
+    print(f"sample: {args.n} notes per dataset (seed {args.sample_seed}); clusterer seeds {seeds}; "
+          "NMI counts outliers as label -1\n", flush=True)
     rows = []
     for name in args.datasets.split(","):
         df = load_sample(name, args.n, args.sample_seed)
         X, _ = embed_texts(df["text"].tolist(), show_progress=False)
-        tokens = JiebaSegmenter(n_jobs=-1).segment_many(df["text"].tolist())
         y = df["label"].to_numpy()
         for vname, params in variants.items():
             nmis, ks, outl, secs = [], [], [], []
             for seed in seeds:
                 t0 = time.perf_counter()
-                if params.get("cls") == "current":
-                    model = TopicClusterer(seed=seed).fit(X)
-                else:
-                    model = ProposedClusterer(seed=seed, **params).fit(X, tokens=tokens)
+                kwargs = dict(params)
+                cls = TopicClusterer if kwargs.pop("cls", None) == "current" else ProposedClusterer
+                model = cls(seed=seed, **kwargs).fit(X)
                 secs.append(time.perf_counter() - t0)
                 nmis.append(normalized_mutual_info_score(y, model.labels_))
                 ks.append(model.n_topics_)
@@ -193,7 +162,7 @@ def main(argv=None) -> None:
                    "NMI min": float(np.min(nmis)), "k chosen": "/".join(map(str, ks)),
                    "outliers": float(np.mean(outl)), "fit s": float(np.mean(secs))}
             rows.append(row)
-            print(f"{name:16s} {vname:34s} NMI {row['NMI mean']:.3f} (min {row['NMI min']:.3f}) "
+            print(f"{name:16s} {vname:38s} NMI {row['NMI mean']:.3f} (min {row['NMI min']:.3f}) "
                   f"k {row['k chosen']} {row['fit s']:.1f}s", flush=True)
     print()
     print(markdown_table(rows, ["dataset", "variant", "NMI mean", "NMI min", "k chosen", "outliers", "fit s"]))

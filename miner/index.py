@@ -43,7 +43,7 @@ class VectorIndex:
     factory_ : the factory string used
     """
 
-    def __init__(self, factory: str | None = None, nprobe: int = 48, flat_threshold: int = FLAT_THRESHOLD,
+    def __init__(self, factory: str | None = None, nprobe: int = 128, flat_threshold: int = FLAT_THRESHOLD,
                  seed: int = 42):
         self.factory = factory
         self.nprobe = nprobe

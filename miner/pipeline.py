@@ -166,10 +166,10 @@ def _library_versions() -> dict:
     import sklearn
     versions = {"python": platform.python_version(), "numpy": np.__version__, "pandas": pd.__version__,
                 "faiss": faiss.__version__, "scikit-learn": sklearn.__version__, "jieba": jieba.__version__}
-    try:
-        import sentence_transformers
-        import torch
-        versions.update({"sentence-transformers": sentence_transformers.__version__, "torch": torch.__version__})
-    except ImportError:
-        pass
+    from importlib.metadata import PackageNotFoundError, version
+    for dist in ("sentence-transformers", "torch"):   # metadata only: importing torch costs seconds
+        try:
+            versions[dist] = version(dist)
+        except PackageNotFoundError:
+            pass
     return versions

@@ -7,10 +7,12 @@ Hybrid retrieval over one snapshot, three ranked lists of topics fused by recipr
 2. **notes** — the ``n_note_hits`` nearest notes (``snapshot.note_index``); a topic's score is the
    mean similarity of its best ``top_note_hits`` hits (topics without a hit are not in this list).
 
-   Both semantic lists rank by ``v · (q − μ)`` with ``μ`` the mean note embedding, i.e. cosine
-   minus the vector's similarity to the average note. Sentence encoders are anisotropic, so some
-   generic topics/notes ("hubs") are close to every query; subtracting ``μ`` (the CSLS-style
-   hubness correction, as the clusterer's centring) removes that shared direction.
+   Sentence encoders are anisotropic (every cosine ≈ 0.85), so generic topics/notes ("hubs") sit
+   close to every query. Both semantic lists therefore remove the shared direction ``μ`` (the
+   mean note embedding), as the clusterer does: topics rank by the *centred cosine*
+   ``cos(c − μ, q − μ)`` (from the ``topic_index`` scores and the precomputed ``|c − μ|``), notes by
+   ``n · (q − μ)`` (the ``note_index`` searched with the centred query; a CSLS-style hubness
+   correction).
 3. **keyword** — BM25 (``k1``, ``b``; idf ``log(1 + (N − df + ½) / (df + ½))`` over notes) of
    every note on the query's jieba tokens; a topic's keyword score is the *mean* BM25 of its notes,
    so a topic where the query words are common beats a large topic with a few stray matches.
@@ -27,9 +29,9 @@ Fusion (reciprocal rank fusion, Cormack et al. 2009)::
 with ``rrf_k = 60`` and weights (centroid 1, notes 1, keyword 2): the two semantic lists are two
 views of one signal, so meaning and words weigh the same. A topic ranked first in every list
 scores 1. RRF needs no score calibration between cosine and BM25 (whose scales differ by model
-and corpus). ``semantic_score`` (the centroid list's value,
-``c · (q − μ)``: > 0 when the topic is closer to the query than the average note is) and
-``keyword_score`` (topic BM25 ÷ the best topic's) are reported alongside for explanation.
+and corpus). ``semantic_score`` (the centred cosine, −1…1; > 0 when the topic leans towards the
+query) and ``keyword_score`` (topic BM25 ÷ the best topic's) are reported alongside for
+explanation.
 
 Typos and synonyms are only bridged by the embedding model (a semantic model, not the lexical
 ``hashing`` one).
@@ -62,7 +64,7 @@ class TopicIdea:
     topic_id: int
     label: str
     score: float               # fused, 0–1
-    semantic_score: float      # centroid · (query − mean note): cosine above the average note's
+    semantic_score: float      # centred cosine cos(centroid − μ, query − μ), −1…1
     keyword_score: float       # topic BM25 ÷ best topic's BM25, 0–1
     matched_keywords: list[str]
     examples: list[ExampleNote]
@@ -176,6 +178,12 @@ class TopicSearcher:
         embeddings = getattr(snap, "embeddings", None)
         self.mean_ = (np.asarray(embeddings, dtype=np.float64).mean(axis=0).astype(np.float32)
                       if embeddings is not None and len(embeddings) else None)
+        centroids = getattr(snap, "centroids", None)
+        self.centred_norms_ = None
+        if self.mean_ is not None and centroids is not None and len(centroids) == n_topics:
+            C = np.asarray(centroids, dtype=np.float32)
+            C = C / np.maximum(np.linalg.norm(C, axis=1, keepdims=True), 1e-12)   # as the index holds them
+            self.centred_norms_ = np.maximum(np.linalg.norm(C - self.mean_, axis=1), 1e-6)
         self.bm25_, self.vocabulary_, self.df_ = bm25_matrix([_as_list(t) for t in notes["tokens"]],
                                                              self.k1, self.b)
         self.term_index_ = {t: i for i, t in enumerate(self.vocabulary_)}
@@ -281,6 +289,11 @@ class TopicSearcher:
         centroid = np.full(n_topics, -np.inf)
         valid = ids[0] >= 0
         centroid[ids[0][valid]] = cos[0][valid]
+        if self.centred_norms_ is not None:
+            # FAISS gave c·(q−μ)/|q−μ|; turn it into cos(c − μ, q − μ), the centred cosine
+            qn = float(np.linalg.norm(qc))
+            if qn > 0:
+                centroid = (centroid - float(self.mean_ @ qc[0]) / qn) / self.centred_norms_
 
         sims, rows = snap.note_index.search(qc, self.n_note_hits)
         ok = (rows[0] >= 0) & (self.note_topic_[np.maximum(rows[0], 0)] >= 0)

@@ -208,12 +208,12 @@ def hashed_reviews(tmp_path_factory):
 
 
 def test_search_relevance_lexical_embedder(hashed_reviews):
-    """1,500 real reviews of 10 products, hashing embedder: measured 0.60 (18/30) at commit time."""
+    """1,500 real reviews of 10 products, hashing embedder: measured 0.70 (21/30) at commit time."""
     snapshot, embedder = hashed_reviews
     queries = category_queries(snapshot)
     rate, results = hit_rate(snapshot, TopicSearcher(snapshot, embedder), queries)
     print(f"hit rate (hashing embedder, 1,500 reviews, {len(queries)} queries): {rate:.2f}")
-    assert rate >= 0.5, results
+    assert rate >= 0.6, results
     # the fused ranking beats the lexical embedding alone on the same queries
     semantic_only, _ = hit_rate(snapshot, TopicSearcher(snapshot, embedder, weights=(1, 1, 0)), queries)
     assert rate > semantic_only
