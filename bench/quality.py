@@ -4,8 +4,11 @@ For each labelled dataset (online-shopping ``cat``, NLPCC ``label``, Bilibili ``
 fixed-seed sample is embedded once (disk-cached) and every method runs on the same notes and the
 same embeddings:
 
-* ``ours``      ``miner.cluster.TopicClusterer()`` with its defaults (auto k, 8 % outliers).
-* ``proposed``  ``bench.tune_cluster.ProposedClusterer`` (the change proposed for miner/cluster.py).
+* ``ours-v0``   the clusterer before partial whitening (centring only; commit 1a8a99d).
+* ``ours``      ``miner.cluster.TopicClusterer()`` with its defaults (partial whitening, auto k
+  by silhouette, 8 % outliers).
+* ``proposed``  ``bench.tune_cluster.ProposedClusterer`` (the next change proposed for
+  miner/cluster.py: parsimonious smoothed-silhouette k, 3 k-means restarts).
 * ``bertopic``  BERTopic 0.17.4 with its default UMAP + HDBSCAN and a jieba ``CountVectorizer``;
   the UMAP is BERTopic's default one plus ``random_state`` so the table is reproducible.
 * ``floor``     jieba + merged stopwords → TF-IDF → SVD(200) → KMeans(k = number of labels),
@@ -36,11 +39,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
-from bench.common import (load_average, DATASETS, MERGED_STOPWORDS, embed_texts, load_sample, markdown_table,
-                          print_header, run_info)
+from bench.common import (DATASETS, MERGED_STOPWORDS, embed_texts, load_average, load_sample,
+                          markdown_table, print_header, run_info)
 
 OUTLIER = -1
-METHODS = ("ours", "proposed", "bertopic", "floor")
+METHODS = ("ours-v0", "ours", "proposed", "bertopic", "floor")
 MAX_OUTLIER_SHARE = 0.15
 
 
@@ -58,6 +61,15 @@ def scores(labels_true, labels_pred) -> dict:
 
 
 # -- methods: (texts, tokens, embeddings, n_labels, seed) -> labels -------------------------------
+def run_ours_v0(texts, tokens, embeddings, n_labels, seed):
+    """The clusterer before partial whitening (commit 1a8a99d): centring only.
+
+    A full-rank PCA rotation (``whiten_power=0``, all dimensions) leaves cosines unchanged.
+    """
+    from miner.cluster import TopicClusterer
+    return TopicClusterer(seed=seed, whiten_dims=embeddings.shape[1], whiten_power=0.0).fit(embeddings).labels_
+
+
 def run_ours(texts, tokens, embeddings, n_labels, seed):
     from miner.cluster import TopicClusterer
     return TopicClusterer(seed=seed).fit(embeddings).labels_
@@ -65,7 +77,7 @@ def run_ours(texts, tokens, embeddings, n_labels, seed):
 
 def run_proposed(texts, tokens, embeddings, n_labels, seed):
     from bench.tune_cluster import ProposedClusterer
-    return ProposedClusterer(seed=seed).fit(embeddings, tokens=tokens).labels_
+    return ProposedClusterer(seed=seed).fit(embeddings).labels_
 
 
 def bertopic_model(seed: int | None, vectorizer):
@@ -111,7 +123,7 @@ def _floor_tokens(texts: tuple[str, ...]) -> list[list[str]]:
     return JiebaSegmenter(stopword_paths=[MERGED_STOPWORDS], n_jobs=-1).segment_many(list(texts))
 
 
-RUNNERS = {"ours": run_ours, "proposed": run_proposed, "bertopic": run_bertopic, "floor": run_floor}
+RUNNERS = {"ours-v0": run_ours_v0, "ours": run_ours, "proposed": run_proposed, "bertopic": run_bertopic, "floor": run_floor}
 
 
 def evaluate(name: str, n: int, sample_seed: int, seeds: list[int], methods: list[str]) -> tuple[list[dict], dict]:
@@ -147,7 +159,8 @@ def evaluate(name: str, n: int, sample_seed: int, seeds: list[int], methods: lis
     for r in rows:
         if "bertopic" in by:
             r["NMI / BERTopic"] = r["NMI"] / max(by["bertopic"]["NMI"], 1e-9)
-            r["seeds ≥ BERTopic"] = f"{int(np.sum(r['_nmis'] >= by['bertopic']['_nmis']))}/{len(seeds)}"
+            if r["method"] != "bertopic":         # paired by seed
+                r["seeds ≥ BERTopic"] = f"{int(np.sum(r['_nmis'] >= by['bertopic']['_nmis']))}/{len(seeds)}"
         if "floor" in by:
             r["NMI / floor"] = r["NMI"] / max(by["floor"]["NMI"], 1e-9)
     return rows, meta
@@ -157,7 +170,7 @@ def verdicts(rows: list[dict]) -> list[str]:
     out = []
     for name in dict.fromkeys(r["dataset"] for r in rows):
         by = {r["method"]: r for r in rows if r["dataset"] == name}
-        for method in ("ours", "proposed"):
+        for method in ("ours-v0", "ours", "proposed"):
             if method not in by:
                 continue
             r = by[method]

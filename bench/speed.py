@@ -38,8 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np
 
-from bench.common import (load_average, DATASETS, embed_texts, get_bench_embedder, load_sample, markdown_table,
-                          print_header, run_info)
+from bench.common import (DATASETS, embed_texts, get_bench_embedder, load_average, load_sample,
+                          markdown_table, print_header, run_info)
 
 
 def pool_notes(n_per_dataset: int, seed: int) -> tuple[list[str], np.ndarray]:
@@ -67,8 +67,7 @@ def cluster_and_label(clusterer, embeddings, tokens) -> dict:
     from miner.ctfidf import TopicLabeler
     from miner.pipeline import topic_centroids
     t0 = time.perf_counter()
-    fit_kwargs = {"tokens": tokens} if getattr(clusterer, "uses_tokens", False) else {}
-    clusterer.fit(embeddings, **fit_kwargs)
+    clusterer.fit(embeddings)
     t1 = time.perf_counter()
     labels = clusterer.labels_
     centroids = topic_centroids(embeddings, labels, clusterer.n_topics_)
