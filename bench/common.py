@@ -7,7 +7,6 @@ so a re-run only pays for the clustering.
 """
 from __future__ import annotations
 
-import inspect
 import os
 import platform
 import subprocess
@@ -90,15 +89,8 @@ def embed_texts(texts: list[str], embedder=None, show_progress: bool = True) -> 
     embedder = embedder or get_bench_embedder()
     cache = EmbeddingCache(CACHE_DIR)
     started = time.perf_counter()
-    params = inspect.signature(cached_encode).parameters
-    if "return_stats" in params:
-        extra = {"show_progress": show_progress} if "show_progress" in params else {}
-        vectors, stats = cached_encode(embedder, list(texts), cache, return_stats=True, **extra)
-    else:                                   # older signature: stats kept on the cache
-        vectors = cached_encode(embedder, list(texts), cache)
-        stats = getattr(cache, "last_stats", {})
-    if not isinstance(stats, dict):
-        stats = {f: getattr(stats, f) for f in ("hits", "misses") if hasattr(stats, f)}
+    vectors = cached_encode(embedder, list(texts), cache, show_progress=show_progress)
+    stats = {"hits": cache.last_stats.hits, "misses": cache.last_stats.misses}
     stats["seconds"] = time.perf_counter() - started
     return as_float32_normalized(vectors), stats
 

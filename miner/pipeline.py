@@ -91,9 +91,11 @@ def build_topics(config: MinerConfig, notes: pd.DataFrame, embedder=None, show_p
     tokens = make_segmenter(config).segment_many(texts, show_progress=show_progress)
 
     report("向量化 embedding", 0.15)
-    embedder = embedder or get_embedder(config.embedding_model)
+    embedder = embedder or get_embedder(config)
     cache = EmbeddingCache(config.embedding_cache_dir)
-    embeddings = cached_encode(embedder, texts, cache)
+    embeddings = cached_encode(embedder, texts, cache, show_progress=show_progress,
+                               on_progress=lambda done, total: report(
+                                   f"向量化 embedding {done}/{total}", 0.15 + 0.6 * done / total))
     embeddings = as_float32_normalized(embeddings)
 
     report("聚类 clustering", 0.75)

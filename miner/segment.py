@@ -7,6 +7,7 @@ drop stopwords, punctuation, numbers and single characters.
 """
 from __future__ import annotations
 
+import multiprocessing
 import os
 import re
 import unicodedata
@@ -166,18 +167,20 @@ class JiebaSegmenter:
         return tokens
 
     def segment_many(self, texts: Sequence[str], show_progress: bool = False) -> list[list[str]]:
-        """Segment a corpus, in parallel over processes when large."""
-        n_jobs = os.cpu_count() or 1 if self.n_jobs == -1 else max(1, self.n_jobs)
-        if n_jobs == 1 or len(texts) < 4000:
+        """Segment a corpus; over worker processes when it is large (``n_jobs``)."""
+        n_jobs = (os.cpu_count() or 1) if self.n_jobs == -1 else max(1, self.n_jobs)
+        if n_jobs == 1 or len(texts) < PARALLEL_MIN_TEXTS:
             return [self.segment(t) for t in _progress(texts, show_progress, "分词 segment")]
-        chunks = [list(texts[i::n_jobs]) for i in range(n_jobs)]
-        params = self.get_params()
-        params["n_jobs"] = 1
-        with ProcessPoolExecutor(n_jobs) as pool:
-            parts = list(pool.map(_segment_chunk, [params] * n_jobs, chunks))
-        out: list[list[str]] = [None] * len(texts)   # type: ignore[list-item]
-        for i, part in enumerate(parts):
-            out[i::n_jobs] = part
+        params = {**self.get_params(), "n_jobs": 1}
+        chunks = [list(texts[i:i + PARALLEL_CHUNK]) for i in range(0, len(texts), PARALLEL_CHUNK)]
+        out: list[list[str]] = []
+        # spawn, not fork: callers (Streamlit, torch) have threads, and forking a threaded process can hang
+        with ProcessPoolExecutor(n_jobs, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=_init_worker, initargs=(params,)) as pool, \
+                _progress_bar(len(texts), show_progress, "分词 segment") as bar:
+            for part in pool.map(_segment_in_worker, chunks):
+                out.extend(part)
+                bar.update(len(part))
         return out
 
     def get_params(self) -> dict:
@@ -186,8 +189,19 @@ class JiebaSegmenter:
                 "to_simplified": self.to_simplified, "n_jobs": self.n_jobs}
 
 
-def _segment_chunk(params: dict, texts: list[str]) -> list[list[str]]:
-    return JiebaSegmenter(**params).segment_many(texts)
+PARALLEL_MIN_TEXTS = 20_000    # below this, starting worker processes costs more than it saves
+PARALLEL_CHUNK = 2_000         # texts per task: keeps the progress bar moving
+_WORKER: "JiebaSegmenter | None" = None
+
+
+def _init_worker(params: dict) -> None:
+    global _WORKER
+    _WORKER = JiebaSegmenter(**params)
+    _WORKER.segment("预热")          # load the dictionary once per process, not per task
+
+
+def _segment_in_worker(texts: list[str]) -> list[list[str]]:
+    return [_WORKER.segment(t) for t in texts]
 
 
 def _progress(items, enabled: bool, desc: str):
@@ -195,6 +209,11 @@ def _progress(items, enabled: bool, desc: str):
         return items
     from tqdm.auto import tqdm
     return tqdm(items, desc=desc, unit="note")
+
+
+def _progress_bar(total: int, enabled: bool, desc: str):
+    from tqdm.auto import tqdm
+    return tqdm(total=total, desc=desc, unit="note", disable=not enabled)
 
 
 def note_text(title: str, body: str, tags: Iterable[str] | None = None) -> str:

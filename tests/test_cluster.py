@@ -61,3 +61,40 @@ def test_clear_errors_on_bad_input(review_vectors):
         TopicClusterer(min_topic_size=15).fit(X[:10])
     with pytest.raises(RuntimeError, match="not fitted"):
         TopicClusterer().predict(X)
+
+
+def test_k_choice_prefers_fewer_topics_as_tolerance_grows(review_vectors):
+    _, X = review_vectors
+    grid = [2, 3, 4, 6, 8, 12, 16]
+    plain = TopicClusterer(k_candidates=grid, k_tolerance=None, min_topic_size=5, seed=3).fit(X)
+    assert plain.k_chosen_ == max(plain.k_scores_, key=plain.k_scores_.get)   # None = silhouette argmax
+    chosen = [TopicClusterer(k_candidates=grid, k_tolerance=tol, min_topic_size=5, seed=3).fit(X).k_chosen_
+              for tol in (0.0, 0.03, 0.2, 1.0)]
+    assert chosen == sorted(chosen, reverse=True), chosen
+    assert chosen[-1] == min(grid)          # within 100 % of the best: every positive score qualifies
+
+
+def test_restarts_never_lose_to_a_single_run(review_vectors):
+    _, X = review_vectors
+    fit = {n: TopicClusterer(n_topics=6, n_init=n, outlier_share=0.0, min_topic_size=1, seed=5).fit(X)
+           for n in (1, 5)}
+    # best of 5 k-means++ runs (the first is the single run): cohesion at least as high
+    assert fit[5].scores_.mean() >= fit[1].scores_.mean() - 1e-6
+
+
+def test_large_input_restarts_on_a_sample_then_refit_all(review_vectors, monkeypatch):
+    import miner.cluster as cluster
+    tokens, X = review_vectors
+    monkeypatch.setattr(cluster, "RESTART_SAMPLE", 120)      # 240 notes > sample: the large-input path
+    a = TopicClusterer(outlier_share=0.1, min_topic_size=10, seed=0).fit(X)
+    b = TopicClusterer(outlier_share=0.1, min_topic_size=10, seed=0).fit(X)
+    assert np.array_equal(a.labels_, b.labels_)
+    assert len(a.labels_) == len(X) and a.n_topics_ >= 2
+
+
+def test_fit_restores_faiss_thread_count(review_vectors):
+    import faiss
+    _, X = review_vectors
+    before = faiss.omp_get_max_threads()
+    TopicClusterer(n_topics=4, min_topic_size=5, n_jobs=1).fit(X)
+    assert faiss.omp_get_max_threads() == before

@@ -48,7 +48,7 @@ class CountingEmbedder:
     def dim(self):
         return self.inner.dim
 
-    def encode(self, texts, kind="passage"):
+    def encode(self, texts, kind="passage", show_progress=None):
         self.seen.extend(texts)
         return self.inner.encode(texts, kind=kind)
 
@@ -185,6 +185,34 @@ def test_cache_ignores_a_shard_without_keys(tmp_path):
     embedder.seen.clear()
     cached_encode(embedder, NOTES, cache)
     assert embedder.seen == NOTES
+
+
+class FailingAfter(CountingEmbedder):
+    """Fails on the n-th encode call, as if the process was killed mid-build."""
+
+    def __init__(self, inner, fail_on_call):
+        super().__init__(inner)
+        self.calls, self.fail_on_call = 0, fail_on_call
+
+    def encode(self, texts, kind="passage", show_progress=None):
+        self.calls += 1
+        if self.calls == self.fail_on_call:
+            raise KeyboardInterrupt("killed")
+        return super().encode(texts, kind=kind)
+
+
+def test_interrupted_embedding_keeps_finished_chunks_and_reports_progress(tmp_path):
+    cache = EmbeddingCache(tmp_path)
+    dying = FailingAfter(HashingEmbedder(), fail_on_call=3)
+    with pytest.raises(KeyboardInterrupt):
+        cached_encode(dying, NOTES, cache, chunk_size=2)
+    assert dying.seen == NOTES[:4]                        # two chunks of 2 finished before the kill
+    resumed, progress = CountingEmbedder(HashingEmbedder()), []
+    result = cached_encode(resumed, NOTES, cache, chunk_size=2,
+                           on_progress=lambda done, total: progress.append((done, total)))
+    assert resumed.seen == NOTES[4:]                      # only the unfinished rest is embedded
+    assert progress == [(len(NOTES) - 4, len(NOTES) - 4)]
+    np.testing.assert_array_equal(result, HashingEmbedder().encode(NOTES))
 
 
 def test_cache_none_and_empty_input(tmp_path):

@@ -177,6 +177,7 @@ def test_node_lift_hand_computed():
     assert lift[0] == pytest.approx(inside)
     assert lift[0] > 1 > lift[1]
     assert node_lift(series, "double12").isna().all()   # no 双12 window in Sep–Oct
+    assert node_lift(series.iloc[0:0], "national_day").empty   # e.g. a filter that left no notes
     assert resolve_node_key("国庆") == resolve_node_key("十一黄金周") == "national_day"
     with pytest.raises(ValueError):
         resolve_node_key("不存在的节日")

@@ -55,7 +55,7 @@ class AxisEmbedder:
     def __init__(self, direction):
         self.direction = np.asarray(direction, dtype=np.float32)
 
-    def encode(self, texts, kind="passage"):
+    def encode(self, texts, kind="passage", show_progress=None):
         assert kind == "query"
         return np.tile(self.direction / np.linalg.norm(self.direction), (len(texts), 1))
 

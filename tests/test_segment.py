@@ -58,8 +58,11 @@ def test_missing_user_dictionary_names_the_file(tmp_path):
         JiebaSegmenter(user_dict_paths=[tmp_path / "nope.txt"]).segment("测试")
 
 
-def test_parallel_segmentation_matches_serial(reviews_4cats):
-    texts = reviews_4cats["review"].tolist() * 20   # 4800 texts: above the parallel threshold
+def test_parallel_segmentation_matches_serial(reviews_4cats, monkeypatch):
+    import miner.segment as segment
+    monkeypatch.setattr(segment, "PARALLEL_MIN_TEXTS", 1000)   # 2400 texts: the parallel path
+    monkeypatch.setattr(segment, "PARALLEL_CHUNK", 500)        # several tasks, order must be kept
+    texts = reviews_4cats["review"].tolist() * 10
     serial = JiebaSegmenter(n_jobs=1).segment_many(texts)
     parallel = JiebaSegmenter(n_jobs=2).segment_many(texts)
     assert parallel == serial
