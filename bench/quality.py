@@ -6,8 +6,8 @@ same embeddings:
 
 * ``ours-v0``   the clusterer before partial whitening (centring only; commit 1a8a99d).
 * ``ours-v1``   partial whitening, plain silhouette argmax k, one k-means run (commit f8ad739).
-* ``ours``      ``miner.cluster.TopicClusterer()`` with its defaults (partial whitening, parsimonious
-  smoothed-silhouette k, best of 3 k-means runs, 8 % outliers).
+* ``ours``      ``miner.cluster.TopicClusterer()`` with its defaults (partial whitening, kNN
+  neighbourhood smoothing, parsimonious smoothed-silhouette k, best of 3 k-means runs, 8 % outliers).
 * ``bertopic``  BERTopic 0.17.4 with its default UMAP + HDBSCAN and a jieba ``CountVectorizer``;
   the UMAP is BERTopic's default one plus ``random_state`` so the table is reproducible.
 * ``floor``     jieba + merged stopwords → TF-IDF → SVD(200) → KMeans(k = number of labels),
@@ -67,13 +67,13 @@ def run_ours_v0(texts, tokens, embeddings, n_labels, seed):
     """
     from miner.cluster import TopicClusterer
     return TopicClusterer(seed=seed, whiten_dims=embeddings.shape[1], whiten_power=0.0,
-                          k_tolerance=None, n_init=1).fit(embeddings).labels_
+                          k_tolerance=None, n_init=1, n_neighbors=0).fit(embeddings).labels_
 
 
 def run_ours_v1(texts, tokens, embeddings, n_labels, seed):
     """Partial whitening with the plain silhouette argmax and a single k-means run (commit f8ad739)."""
     from miner.cluster import TopicClusterer
-    return TopicClusterer(seed=seed, k_tolerance=None, n_init=1).fit(embeddings).labels_
+    return TopicClusterer(seed=seed, k_tolerance=None, n_init=1, n_neighbors=0).fit(embeddings).labels_
 
 
 def run_ours(texts, tokens, embeddings, n_labels, seed):

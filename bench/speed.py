@@ -9,9 +9,9 @@ Timed, per size, after a small warm-up of each library (numba JIT, FAISS). Ours:
 ``--repeats`` runs (default 3; all are printed); BERTopic: one run (so its figure is an upper
 bound — fair only as long as the machine is otherwise idle; the load average is printed).
 
-* ``ours``      ``TopicClusterer().fit`` (auto k, best of 3 k-means runs) + topic centroids +
+* ``ours``      ``TopicClusterer().fit`` (kNN smoothing, auto k, best of 3 k-means runs) + topic centroids +
   ``TopicLabeler().fit`` (c-TF-IDF keywords, labels, representative notes).
-* ``ours-v1``   the same with the previous clusterer defaults (``k_tolerance=None, n_init=1``).
+* ``ours-v1``   the same with the v1 clusterer (``k_tolerance=None, n_init=1, n_neighbors=0``).
 * ``bertopic``  ``BERTopic(vectorizer_model=CountVectorizer(...)).fit_transform(docs, embeddings)``
   with BERTopic's default UMAP + HDBSCAN (unseeded, i.e. parallel). To time clustering and
   labelling only, both sides get the same jieba tokens: BERTopic's docs are the tokens joined
@@ -86,7 +86,8 @@ def time_ours(embeddings, tokens, seed) -> dict:
 
 def time_ours_v1(embeddings, tokens, seed) -> dict:
     from miner.cluster import TopicClusterer
-    return cluster_and_label(TopicClusterer(seed=seed, k_tolerance=None, n_init=1), embeddings, tokens)
+    return cluster_and_label(TopicClusterer(seed=seed, k_tolerance=None, n_init=1, n_neighbors=0),
+                             embeddings, tokens)
 
 
 def best_of(repeats: int, fn, *args) -> dict:

@@ -10,9 +10,8 @@ Folder contents (no pickle anywhere; loading refuses pickled arrays):
 ``assignments.parquet``      note_id → topic_id (−1 outlier), score
 ``embeddings.npy``           float32 (n_notes, d), L2-normalised, row i ↔ notes row i
 ``centroids.npy``            float32 (n_topics, d): normalised mean embedding per topic
-``cluster_centers.npy``,     the clusterer's centroids (whitened space), centring vector
-``cluster_mean.npy``,        and whitening projection
-``cluster_components.npy``
+``cluster_*.npy``            the clusterer's arrays: centroids (whitened space), centring vector,
+                             whitening projection, training notes for neighbourhood smoothing
 ``notes.faiss``/``.json``    note index (row i ↔ notes row i)
 ``topics.faiss``/``.json``   topic-centroid index (row i ↔ topic_id i)
 ===========================  ==========================================================
@@ -138,9 +137,7 @@ def load_snapshot(config_or_dir, run_id: str | None = None) -> Snapshot:
         raise ValueError(f"refusing to load {path}: pickle files are not allowed ({', '.join(pickled)})")
     meta = json.loads((path / "config.json").read_text(encoding="utf-8"))
     clusterer = TopicClusterer.from_state(meta["clusterer"], {
-        "cluster_centers": _load_npy(path / "cluster_cluster_centers.npy"),
-        "mean": _load_npy(path / "cluster_mean.npy"),
-        "components": _load_npy(path / "cluster_components.npy")})
+        f.name[len("cluster_"):-len(".npy")]: _load_npy(f) for f in sorted(path.glob("cluster_*.npy"))})
     return Snapshot(
         run_id=run_id, path=path, meta=meta,
         notes=pd.read_parquet(path / "notes.parquet"),
