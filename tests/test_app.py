@@ -57,7 +57,7 @@ def assert_ok(at: AppTest) -> None:
 
 
 @pytest.fixture(scope="session")
-def app_workspace(tmp_path_factory):
+def _app_workspace_root(tmp_path_factory) -> Path:
     """A first start through the app itself: notes only → overview page builds the rest."""
     root = tmp_path_factory.mktemp("app-workspace")
     with pytest.MonkeyPatch.context() as mp:
@@ -68,7 +68,15 @@ def app_workspace(tmp_path_factory):
         assert latest_run_id(config) is None
         at = run_page("pages/overview.py")
         assert_ok(at)
-        yield config
+    return root
+
+
+@pytest.fixture
+def app_workspace(_app_workspace_root, monkeypatch) -> MinerConfig:
+    """The session's app workspace; its MINER_* variables are set for this test only."""
+    for key, value in workspace_env(_app_workspace_root).items():
+        monkeypatch.setenv(key, value)
+    return MinerConfig.load()
 
 
 @pytest.fixture
@@ -324,7 +332,7 @@ def test_simulated_audience_only_for_demo_notes(workspace_copy, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def own_workspace(tmp_path_factory):
+def _own_workspace_root(tmp_path_factory) -> Path:
     """A user's workspace: their own notes (renamed demo notes), no audience tables."""
     from miner.ingest import ingest_file
     from miner.schema import NOTES
@@ -336,7 +344,14 @@ def own_workspace(tmp_path_factory):
         for key, value in workspace_env(root).items():
             mp.setenv(key, value)
         ingest_file(root / "mine.parquet", NOTES, MinerConfig.load())
-        yield MinerConfig.load()
+    return root
+
+
+@pytest.fixture
+def own_workspace(_own_workspace_root, monkeypatch) -> MinerConfig:
+    for key, value in workspace_env(_own_workspace_root).items():
+        monkeypatch.setenv(key, value)
+    return MinerConfig.load()
 
 
 @pytest.mark.parametrize("path", list(PAGES))
