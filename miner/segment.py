@@ -10,6 +10,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import re
+import threading
 import unicodedata
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -167,15 +168,20 @@ class JiebaSegmenter:
         return tokens
 
     def segment_many(self, texts: Sequence[str], show_progress: bool = False) -> list[list[str]]:
-        """Segment a corpus; over worker processes when it is large (``n_jobs``)."""
+        """Segment a corpus; over forked worker processes when it is large (``n_jobs``).
+
+        Forking is only safe while this process runs no other threads: inside Streamlit or a server
+        the corpus is segmented serially (embedding costs ~100× more than segmenting anyway).
+        Spawned workers are no alternative there: they re-run the page script Streamlit installs
+        as ``__main__``.
+        """
         n_jobs = (os.cpu_count() or 1) if self.n_jobs == -1 else max(1, self.n_jobs)
-        if n_jobs == 1 or len(texts) < PARALLEL_MIN_TEXTS:
+        if n_jobs == 1 or len(texts) < PARALLEL_MIN_TEXTS or threading.active_count() > 1:
             return [self.segment(t) for t in _progress(texts, show_progress, "分词 segment")]
         params = {**self.get_params(), "n_jobs": 1}
         chunks = [list(texts[i:i + PARALLEL_CHUNK]) for i in range(0, len(texts), PARALLEL_CHUNK)]
         out: list[list[str]] = []
-        # spawn, not fork: callers (Streamlit, torch) have threads, and forking a threaded process can hang
-        with ProcessPoolExecutor(n_jobs, mp_context=multiprocessing.get_context("spawn"),
+        with ProcessPoolExecutor(n_jobs, mp_context=multiprocessing.get_context("fork"),
                                  initializer=_init_worker, initargs=(params,)) as pool, \
                 _progress_bar(len(texts), show_progress, "分词 segment") as bar:
             for part in pool.map(_segment_in_worker, chunks):

@@ -62,10 +62,31 @@ def test_parallel_segmentation_matches_serial(reviews_4cats, monkeypatch):
     import miner.segment as segment
     monkeypatch.setattr(segment, "PARALLEL_MIN_TEXTS", 1000)   # 2400 texts: the parallel path
     monkeypatch.setattr(segment, "PARALLEL_CHUNK", 500)        # several tasks, order must be kept
+    monkeypatch.setattr(segment.threading, "active_count", lambda: 1)   # as in the CLI process
     texts = reviews_4cats["review"].tolist() * 10
     serial = JiebaSegmenter(n_jobs=1).segment_many(texts)
     parallel = JiebaSegmenter(n_jobs=2).segment_many(texts)
     assert parallel == serial
+
+
+def test_no_worker_processes_while_other_threads_run(reviews_4cats, monkeypatch):
+    import threading
+    import miner.segment as segment
+
+    def no_pool(*args, **kwargs):
+        raise AssertionError("forked a pool while another thread was running")
+    monkeypatch.setattr(segment, "PARALLEL_MIN_TEXTS", 100)
+    monkeypatch.setattr(segment, "ProcessPoolExecutor", no_pool)
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)          # e.g. Streamlit's server threads
+    other.start()
+    try:
+        texts = reviews_4cats["review"].tolist()
+        serial = JiebaSegmenter(n_jobs=1)
+        assert JiebaSegmenter(n_jobs=2).segment_many(texts) == [serial.segment(t) for t in texts]
+    finally:
+        stop.set()
+        other.join()
 
 
 def test_note_text_joins_title_body_and_tags():
