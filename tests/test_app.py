@@ -33,6 +33,13 @@ def workspace_env(root: Path) -> dict[str, str]:
             "MINER_EMBEDDING_MODEL": "hashing", "MINER_N_TOPICS": "12"}
 
 
+def use_workspace(mp: pytest.MonkeyPatch, root: Path) -> MinerConfig:
+    """Point the app (which reads MINER_* variables) at ``root`` until ``mp`` is undone."""
+    for key, value in workspace_env(root).items():
+        mp.setenv(key, value)
+    return MinerConfig.load()
+
+
 def seed_notes(root: Path, config: MinerConfig, per_category: int = 20) -> None:
     """Ingest a slice of the demo corpus (every category, its whole date range) into the workspace."""
     from miner.ingest import ingest_file
@@ -61,9 +68,7 @@ def _app_workspace_root(tmp_path_factory) -> Path:
     """A first start through the app itself: notes only → overview page builds the rest."""
     root = tmp_path_factory.mktemp("app-workspace")
     with pytest.MonkeyPatch.context() as mp:
-        for key, value in workspace_env(root).items():
-            mp.setenv(key, value)
-        config = MinerConfig.load()
+        config = use_workspace(mp, root)
         seed_notes(root, config)
         assert latest_run_id(config) is None
         at = run_page("pages/overview.py")
@@ -74,9 +79,7 @@ def _app_workspace_root(tmp_path_factory) -> Path:
 @pytest.fixture
 def app_workspace(_app_workspace_root, monkeypatch) -> MinerConfig:
     """The session's app workspace; its MINER_* variables are set for this test only."""
-    for key, value in workspace_env(_app_workspace_root).items():
-        monkeypatch.setenv(key, value)
-    return MinerConfig.load()
+    return use_workspace(monkeypatch, _app_workspace_root)
 
 
 @pytest.fixture
@@ -84,9 +87,7 @@ def workspace_copy(app_workspace, tmp_path, monkeypatch):
     """A private copy of the session workspace for tests that write (ingest, rebuild)."""
     root = tmp_path / "ws"
     shutil.copytree(Path(app_workspace.models_dir).parent, root)
-    for key, value in workspace_env(root).items():
-        monkeypatch.setenv(key, value)
-    return MinerConfig.load()
+    return use_workspace(monkeypatch, root)
 
 
 def _topic_ids(config) -> list[int]:
@@ -341,17 +342,13 @@ def _own_workspace_root(tmp_path_factory) -> Path:
     notes["note_id"] = "own_" + notes["note_id"].astype(str)
     notes.to_parquet(root / "mine.parquet", index=False)
     with pytest.MonkeyPatch.context() as mp:
-        for key, value in workspace_env(root).items():
-            mp.setenv(key, value)
-        ingest_file(root / "mine.parquet", NOTES, MinerConfig.load())
+        ingest_file(root / "mine.parquet", NOTES, use_workspace(mp, root))
     return root
 
 
 @pytest.fixture
 def own_workspace(_own_workspace_root, monkeypatch) -> MinerConfig:
-    for key, value in workspace_env(_own_workspace_root).items():
-        monkeypatch.setenv(key, value)
-    return MinerConfig.load()
+    return use_workspace(monkeypatch, _own_workspace_root)
 
 
 @pytest.mark.parametrize("path", list(PAGES))
