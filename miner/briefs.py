@@ -234,7 +234,7 @@ def build_brief(snapshot, topic_id: int, segment=None, node: str | None = None,
     title_len = _title_length(tn)
     fmt = _format(tn, caveats)
     posting = _posting(tn, caveats)
-    keywords = [str(k) for k in _as_list(topic.get("keywords"))]
+    keywords = [str(k) for k in schema.list_cell(topic.get("keywords"), split_text=True)]
     hashtags = _hashtags(tn, keywords, caveats)
     trend, trend_table = _trend(snapshot, topic_id)
     opp = _opportunity(snapshot, topic_id, metrics, node, trend_table)
@@ -292,7 +292,7 @@ def _ref(row, role: str) -> NoteRef:
 def _evidence_notes(tn: pd.DataFrame, topic, n_top: int = 5) -> list[NoteRef]:
     by_id = tn.set_index(NOTE_ID, drop=False)
     out, seen = [], set()
-    for nid in _as_list(topic.get("representative_note_ids")):
+    for nid in schema.list_cell(topic.get("representative_note_ids"), split_text=True):
         if str(nid) in by_id.index and str(nid) not in seen:
             out.append(_ref(by_id.loc[str(nid)], "representative"))
             seen.add(str(nid))
@@ -313,7 +313,7 @@ def _angles(snapshot, tn: pd.DataFrame, min_size: int, seed: int) -> list[Angle]
         _, labels = spherical_kmeans(X, k, seed)
     else:
         labels = np.zeros(n, dtype=np.int64)
-    tokens = [_as_list(t) for t in tn["tokens"]] if "tokens" in tn else [[] for _ in range(n)]
+    tokens = [schema.list_cell(t, split_text=True) for t in tn["tokens"]] if "tokens" in tn else [[] for _ in range(n)]
     ctf = ClassTfidf(min_df=1).fit(tokens, labels)
     median_all = float(tn["_eng"].median()) or 1.0
     out = []
@@ -396,7 +396,8 @@ def _posting(tn: pd.DataFrame, caveats: list[str]) -> dict:
 def _hashtags(tn: pd.DataFrame, keywords: list[str], caveats: list[str], n: int = 8) -> list[dict]:
     rows = []
     if schema.TAGS in tn:
-        exploded = tn[[NOTE_ID, "_eng"]].assign(tag=tn[schema.TAGS].map(_as_list)).explode("tag")
+        tags = tn[schema.TAGS].map(lambda v: schema.list_cell(v, split_text=True))
+        exploded = tn[[NOTE_ID, "_eng"]].assign(tag=tags).explode("tag")
         exploded = exploded[exploded["tag"].notna()]
         exploded["tag"] = exploded["tag"].astype(str).str.strip().str.strip("#").str.strip()
         exploded = exploded[exploded["tag"] != ""].drop_duplicates([NOTE_ID, "tag"])
@@ -414,7 +415,7 @@ def _hashtags(tn: pd.DataFrame, keywords: list[str], caveats: list[str], n: int 
     if len(rows) < 3:
         caveats.append("该话题笔记的话题标签很少, 其余标签由 c-TF-IDF 关键词建议 (source=keywords)")
         have = {r["tag"] for r in rows}
-        tokens = tn["tokens"].map(_as_list) if "tokens" in tn else pd.Series([[]] * len(tn), index=tn.index)
+        tokens = tn["tokens"].map(lambda v: schema.list_cell(v, split_text=True)) if "tokens" in tn else pd.Series([[]] * len(tn), index=tn.index)
         for kw in keywords:
             if len(rows) >= min(n, 5):
                 break
@@ -715,20 +716,6 @@ def _num(v):
     except (TypeError, ValueError):
         return None
     return f if np.isfinite(f) else None
-
-
-def _as_list(value) -> list:
-    if value is None:
-        return []
-    if isinstance(value, (list, tuple)):
-        return list(value)
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, float) and np.isnan(value):
-        return []
-    if isinstance(value, str):
-        return [t for t in re.split(r"[|,，\s]+", value) if t]
-    return [value]
 
 
 def _finite(obj):

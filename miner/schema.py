@@ -19,7 +19,10 @@ Output tables of a topic snapshot (written by :mod:`miner.persist`):
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+import numpy as np
 
 TZ = "Asia/Shanghai"
 
@@ -173,3 +176,24 @@ TOPICS_COLUMNS = {
     "representative_note_ids": "list[str], near the centroid and mutually diverse",
 }
 ASSIGNMENTS_COLUMNS = {NOTE_ID: "str", TOPIC_ID: "int (−1 outlier)", SCORE: "float"}
+
+
+def list_cell(value, split_text: bool = False) -> list:
+    """One cell of a list column (tags, tokens, keywords) as a Python list.
+
+    Lists, tuples and arrays (as parquet/DuckDB return them) keep their items; None and NaN give
+    ``[]``; a string is one item, or with ``split_text`` is split on ``|``, commas and whitespace
+    (hand-made tag cells such as ``"露营|户外"``).
+    """
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, float) and np.isnan(value):
+        return []
+    if split_text and isinstance(value, str):
+        return [t for t in re.split(r"[|,，\s]+", value) if t]
+    return [value]
+

@@ -166,9 +166,9 @@ class TopicSearcher:
         if not np.array_equal(self.topic_ids_, np.arange(len(topics))):
             raise ValueError("snapshot topic ids must be 0..n-1 (row i of the topic index ↔ topic i)")
         self.labels_ = topics["label"].astype(str).tolist()
-        self.keywords_ = [[str(w) for w in _as_list(v)] for v in
+        self.keywords_ = [[str(w) for w in schema.list_cell(v)] for v in
                           (topics["keywords"] if "keywords" in topics else [[]] * len(topics))]
-        self.representatives_ = [[str(n) for n in _as_list(v)] for v in
+        self.representatives_ = [[str(n) for n in schema.list_cell(v)] for v in
                                  (topics["representative_note_ids"] if "representative_note_ids" in topics
                                   else [[]] * len(topics))]
         n_topics = len(topics)
@@ -184,7 +184,7 @@ class TopicSearcher:
             C = np.asarray(centroids, dtype=np.float32)
             C = C / np.maximum(np.linalg.norm(C, axis=1, keepdims=True), 1e-12)   # as the index holds them
             self.centred_norms_ = np.maximum(np.linalg.norm(C - self.mean_, axis=1), 1e-6)
-        self.bm25_, self.vocabulary_, self.df_ = bm25_matrix([_as_list(t) for t in notes["tokens"]],
+        self.bm25_, self.vocabulary_, self.df_ = bm25_matrix([schema.list_cell(t) for t in notes["tokens"]],
                                                              self.k1, self.b)
         self.term_index_ = {t: i for i, t in enumerate(self.vocabulary_)}
         self._vocab_text = "\n" + "\n".join(self.vocabulary_) + "\n"
@@ -370,15 +370,3 @@ class TopicSearcher:
                 chosen.setdefault(r, None)
         return [ExampleNote(note_id=str(self.note_ids_[r]), title=str(self.titles_[r]),
                             engagement=int(self.engagement_[r]), similarity=s) for r, s in chosen.items()]
-
-
-def _as_list(value) -> list:
-    if value is None:
-        return []
-    if isinstance(value, (list, tuple)):
-        return list(value)
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, float) and np.isnan(value):
-        return []
-    return [value]

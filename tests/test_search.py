@@ -235,3 +235,11 @@ def test_search_relevance_real_model(tmp_path_factory):
     para_rate, para_results = hit_rate(snapshot, searcher, paraphrases)
     print(f"hit rate (real model, paraphrase queries): {para_rate:.2f}")
     assert para_rate >= 0.7, para_results
+
+
+def test_list_cells_as_stored_and_as_typed():
+    from miner.schema import list_cell
+    assert list_cell(np.array(["露营", "户外"], dtype=object)) == ["露营", "户外"]   # parquet list column
+    assert list_cell(None) == [] and list_cell(float("nan")) == []
+    assert list_cell("露营|户外") == ["露营|户外"]                                  # one item unless asked
+    assert list_cell("露营|户外, 野餐 City Walk", split_text=True) == ["露营", "户外", "野餐", "City", "Walk"]
