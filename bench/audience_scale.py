@@ -1,4 +1,4 @@
-"""Audience metrics at scale: ≥10M engagement rows through every miner.audience metric (DuckDB).
+"""Audience metrics at scale: ≥10M engagement rows through every miner.insights.audience metric (DuckDB).
 
     python bench/audience_scale.py                   # 10M engagements, 1M users (≈2–4 min on 2 cores)
     python bench/audience_scale.py --rows 1000000    # quick look
@@ -180,7 +180,7 @@ def run_metric(name: str, db: Path) -> dict:
     import tracemalloc
     import duckdb
     import pandas as pd
-    from miner import audience as A
+    from miner.insights import audience as A
     asg = pd.read_parquet(OUT / "assignments.parquet")
     rng = np.random.default_rng(1)
     notes = pd.DataFrame({"note_id": asg["note_id"], **{c: rng.integers(0, 1000, len(asg))
@@ -216,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(run_metric(args.run_metric, db), ensure_ascii=False))
         return 0
 
-    print_header("Audience metrics at scale (miner.audience, DuckDB)", run_info(argv))
+    print_header("Audience metrics at scale (miner.insights.audience, DuckDB)", run_info(argv))
     import duckdb
     print(f"duckdb {duckdb.__version__}; threads = DuckDB default (all cores)")
     users, notes = args.users or args.rows // 10, args.notes or args.rows // 50

@@ -2,7 +2,7 @@
 
 Datasets come from ``/work/shared/datasets`` (override with ``MINER_DATASETS_DIR``); each loader
 returns a DataFrame with ``text`` and ``label`` columns. Embeddings go through the project's own
-``miner.embed.cached_encode`` with an on-disk cache under ``bench/out/cache/embeddings`` (git-ignored),
+``miner.topics.embed.cached_encode`` with an on-disk cache under ``bench/out/cache/embeddings`` (git-ignored),
 so a re-run only pays for the clustering.
 """
 from __future__ import annotations
@@ -78,14 +78,14 @@ def load_sample(name: str, n: int, seed: int) -> pd.DataFrame:
 
 def get_bench_embedder():
     from miner.config import MinerConfig
-    from miner.embed import get_embedder
+    from miner.topics.embed import get_embedder
     return get_embedder(MinerConfig.load())
 
 
 def embed_texts(texts: list[str], embedder=None, show_progress: bool = True) -> tuple[np.ndarray, dict]:
     """Embeddings for ``texts`` through the project's disk cache; returns (float32 L2-normalised, stats)."""
-    from miner.cluster import as_float32_normalized
-    from miner.embed import EmbeddingCache, cached_encode
+    from miner.topics.cluster import as_float32_normalized
+    from miner.topics.embed import EmbeddingCache, cached_encode
     embedder = embedder or get_bench_embedder()
     cache = EmbeddingCache(CACHE_DIR)
     started = time.perf_counter()

@@ -6,7 +6,7 @@ same embeddings:
 
 * ``ours-v0``   the clusterer before partial whitening (centring only; commit 1a8a99d).
 * ``ours-v1``   partial whitening, plain silhouette argmax k, one k-means run (commit f8ad739).
-* ``ours``      ``miner.cluster.TopicClusterer()`` with its defaults (partial whitening, kNN
+* ``ours``      ``miner.topics.cluster.TopicClusterer()`` with its defaults (partial whitening, kNN
   neighbourhood smoothing, parsimonious smoothed-silhouette k, best of 3 k-means runs, 8 % outliers).
 * ``bertopic``  BERTopic 0.17.4 with its default UMAP + HDBSCAN and a jieba ``CountVectorizer``;
   the UMAP is BERTopic's default one plus ``random_state`` so the table is reproducible.
@@ -65,19 +65,19 @@ def run_ours_v0(texts, tokens, embeddings, n_labels, seed):
 
     A full-rank PCA rotation (``whiten_power=0``, all dimensions) leaves cosines unchanged.
     """
-    from miner.cluster import TopicClusterer
+    from miner.topics.cluster import TopicClusterer
     return TopicClusterer(seed=seed, whiten_dims=embeddings.shape[1], whiten_power=0.0,
                           k_tolerance=None, n_init=1, n_neighbors=0).fit(embeddings).labels_
 
 
 def run_ours_v1(texts, tokens, embeddings, n_labels, seed):
     """Partial whitening with the plain silhouette argmax and a single k-means run (commit f8ad739)."""
-    from miner.cluster import TopicClusterer
+    from miner.topics.cluster import TopicClusterer
     return TopicClusterer(seed=seed, k_tolerance=None, n_init=1, n_neighbors=0).fit(embeddings).labels_
 
 
 def run_ours(texts, tokens, embeddings, n_labels, seed):
-    from miner.cluster import TopicClusterer
+    from miner.topics.cluster import TopicClusterer
     return TopicClusterer(seed=seed).fit(embeddings).labels_
 
 
@@ -93,7 +93,7 @@ def bertopic_model(seed: int | None, vectorizer):
 
 def jieba_vectorizer():
     from sklearn.feature_extraction.text import CountVectorizer
-    from miner.segment import JiebaSegmenter
+    from miner.topics.segment import JiebaSegmenter
     return CountVectorizer(tokenizer=JiebaSegmenter().segment, token_pattern=None, lowercase=False)
 
 
@@ -120,7 +120,7 @@ def _identity(tokens):
 @functools.lru_cache(maxsize=1)
 def _floor_tokens(texts: tuple[str, ...]) -> list[list[str]]:
     """jieba + the shared merged stopword list only (no platform add-on list), as in PROVENANCE.md."""
-    from miner.segment import JiebaSegmenter
+    from miner.topics.segment import JiebaSegmenter
     return JiebaSegmenter(stopword_paths=[MERGED_STOPWORDS], n_jobs=-1).segment_many(list(texts))
 
 
@@ -129,7 +129,7 @@ RUNNERS = {"ours-v0": run_ours_v0, "ours-v1": run_ours_v1, "ours": run_ours, "be
 
 def evaluate(name: str, n: int, sample_seed: int, seeds: list[int], methods: list[str]) -> tuple[list[dict], dict]:
     """Every method on one dataset sample, once per method seed; one summary row per method."""
-    from miner.segment import JiebaSegmenter
+    from miner.topics.segment import JiebaSegmenter
     df = load_sample(name, n, sample_seed)
     texts = df["text"].tolist()
     y = df["label"].to_numpy()

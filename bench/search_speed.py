@@ -9,10 +9,10 @@ For each corpus size:
    synthetic tokens drawn from its topic's vocabulary (for the BM25 leg). Queries are fresh draws
    from the same generator.
 2. Exact search (``IndexFlatIP``) gives the ground-truth top-10 of every query.
-3. The index type is chosen by size (:func:`miner.index.choose_factory`: Flat below 100k, IVF from
+3. The index type is chosen by size (:func:`miner.topics.index.choose_factory`: Flat below 100k, IVF from
    there) and swept over ``nprobe``: p50/p95 single-query latency, recall@10 vs exact, and the
    latency ratio vs Flat measured in the same run.
-4. End to end: :class:`miner.search.TopicSearcher` (centroid + note search + BM25 + fusion) over the
+4. End to end: :class:`miner.insights.search.TopicSearcher` (centroid + note search + BM25 + fusion) over the
    same notes, with a stub embedder returning the query vector, once on the size-chosen index at
    the default nprobe and once on Flat.
 
@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import faiss  # noqa: E402
 
-from miner.index import VectorIndex, choose_factory  # noqa: E402
+from miner.topics.index import VectorIndex, choose_factory  # noqa: E402
 
 DIM = 384
 SUBTOPICS = 8
@@ -168,7 +168,7 @@ def run_size(n: int, args, rows: list[dict], e2e_rows: list[dict]) -> None:
         ivf.nprobe = default_nprobe
 
     # end to end: hybrid TopicSearcher over the same notes
-    from miner.search import TopicSearcher
+    from miner.insights.search import TopicSearcher
     t0 = time.perf_counter()
     tokens = _token_lists(topics, rng)
     note_ids = np.char.add("n", np.arange(n).astype(str))

@@ -54,7 +54,7 @@ def pool_notes(n_per_dataset: int, seed: int) -> tuple[list[str], np.ndarray]:
 
 def synthetic(embeddings: np.ndarray, tokens: list[list[str]], n: int, noise: float, seed: int):
     """``n`` notes resampled from the real ones, embeddings jittered and re-normalised."""
-    from miner.cluster import as_float32_normalized
+    from miner.topics.cluster import as_float32_normalized
     rng = np.random.default_rng(seed)
     if n <= len(embeddings):
         idx = np.sort(rng.choice(len(embeddings), n, replace=False))
@@ -66,8 +66,8 @@ def synthetic(embeddings: np.ndarray, tokens: list[list[str]], n: int, noise: fl
 
 # -- timed methods -------------------------------------------------------------------------------
 def cluster_and_label(clusterer, embeddings, tokens) -> dict:
-    from miner.ctfidf import TopicLabeler
-    from miner.pipeline import topic_centroids
+    from miner.topics.label import TopicLabeler
+    from miner.topics.pipeline import topic_centroids
     t0 = time.perf_counter()
     clusterer.fit(embeddings)
     t1 = time.perf_counter()
@@ -80,12 +80,12 @@ def cluster_and_label(clusterer, embeddings, tokens) -> dict:
 
 
 def time_ours(embeddings, tokens, seed) -> dict:
-    from miner.cluster import TopicClusterer
+    from miner.topics.cluster import TopicClusterer
     return cluster_and_label(TopicClusterer(seed=seed), embeddings, tokens)
 
 
 def time_ours_v1(embeddings, tokens, seed) -> dict:
-    from miner.cluster import TopicClusterer
+    from miner.topics.cluster import TopicClusterer
     return cluster_and_label(TopicClusterer(seed=seed, k_tolerance=None, n_init=1, n_neighbors=0),
                              embeddings, tokens)
 
@@ -162,7 +162,7 @@ def embedding_throughput(n: int, seed: int) -> dict:
 
 
 def jieba_throughput(texts: list[str]) -> list[dict]:
-    from miner.segment import JiebaSegmenter
+    from miner.topics.segment import JiebaSegmenter
     serial = JiebaSegmenter(n_jobs=1)
     serial.segment("预热 warm up")                      # dictionary load outside the timing
     t0 = time.perf_counter()
@@ -200,7 +200,7 @@ def main(argv=None) -> None:
     methods = args.methods.split(",")
     started = time.perf_counter()
 
-    from miner.segment import JiebaSegmenter
+    from miner.topics.segment import JiebaSegmenter
     texts, embeddings = pool_notes(args.per_dataset, args.seed)
     tokens = JiebaSegmenter(n_jobs=-1).segment_many(texts)
     print(f"real notes: {len(texts)} ({args.per_dataset} per dataset × {len(DATASETS)}), "

@@ -1,8 +1,8 @@
-"""Clustering experiments behind miner/cluster.py's defaults: a variant sweep over seeds.
+"""Clustering experiments behind miner/topics/cluster.py's defaults: a variant sweep over seeds.
 
 History (numbers in bench/RESULTS.md):
 
-1. *Partial PCA whitening* (now in ``miner.cluster.TopicClusterer``, ``whiten_dims=100``,
+1. *Partial PCA whitening* (now in ``miner.topics.cluster.TopicClusterer``, ``whiten_dims=100``,
    ``whiten_power=0.5``): on plain centred embeddings the cosine silhouette is nearly flat and
    peaks at too few topics (online-shopping k=5, Bilibili k=4); dividing the top principal
    directions by ``sqrt(eigenvalue) ** 0.5`` separates topics and puts the silhouette peak near
@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np
 
-from miner.cluster import TopicClusterer
+from miner.topics.cluster import TopicClusterer
 
 
 # -- the sweep ---------------------------------------------------------------------------------

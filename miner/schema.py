@@ -12,7 +12,7 @@ Input tables (validated by :mod:`miner.ingest`; bad rows go to a rejects file wi
 ``orders``       first-party order backflow (一方数据)
 ``spend``        optional marketing spend per note (for CPE/ROI)
 
-Output tables of a topic snapshot (written by :mod:`miner.persist`):
+Output tables of a topic snapshot (written by :mod:`miner.topics.snapshot`):
 
 ``topics``       one row per topic
 ``assignments``  one row per note: note_id → topic_id (−1 = outlier) and score

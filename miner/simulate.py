@@ -2,7 +2,7 @@
 
 Brands do not share user-level data publicly, so the demo's audience tables are *simulated*: every
 number they produce is an artefact of the assumptions below, not an observation. They exist to
-exercise :mod:`miner.audience` end to end with believable structure:
+exercise :mod:`miner.insights.audience` end to end with believable structure:
 
 * **Users** — gender (F 62% / M 35% / U 3%, XHS-like), age band, city tier; each user has a taste
   for every category group = gender skew + age skew + personal noise (``CATEGORY_GROUPS``:

@@ -21,7 +21,7 @@ def _review_vectors(reviews_4cats):
     """Lexical vectors of the reviews (jieba tokens → TF-IDF → SVD), a cheap stand-in for embeddings."""
     from sklearn.decomposition import TruncatedSVD
     from sklearn.feature_extraction.text import TfidfVectorizer
-    from miner.segment import JiebaSegmenter
+    from miner.topics.segment import JiebaSegmenter
     tokens = JiebaSegmenter().segment_many(reviews_4cats["review"].tolist())
     tfidf = TfidfVectorizer(analyzer=lambda t: t, min_df=2).fit_transform(tokens)
     vecs = TruncatedSVD(48, random_state=0).fit_transform(tfidf).astype(np.float32)

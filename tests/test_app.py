@@ -14,7 +14,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from miner.config import MinerConfig
-from miner.persist import latest_run_id
+from miner.topics.snapshot import latest_run_id
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_NOTES = REPO / "data" / "demo" / "notes.parquet"
@@ -91,12 +91,12 @@ def workspace_copy(app_workspace, tmp_path, monkeypatch):
 
 
 def _topic_ids(config) -> list[int]:
-    from miner.persist import load_snapshot
+    from miner.topics.snapshot import load_snapshot
     return [int(t) for t in load_snapshot(config).topics["topic_id"]]
 
 
 def _label(config, topic_id: int) -> str:
-    from miner.persist import load_snapshot
+    from miner.topics.snapshot import load_snapshot
     topics = load_snapshot(config).topics
     return str(topics.loc[topics["topic_id"] == topic_id, "label"].iloc[0])
 
@@ -164,7 +164,7 @@ def test_overview_category_filter_changes_table(app_workspace):
 
 
 def test_overview_empty_filter_says_so(app_workspace):
-    from miner.persist import load_snapshot
+    from miner.topics.snapshot import load_snapshot
     notes = load_snapshot(app_workspace).notes
     day = pd.to_datetime(notes["published_at"]).dt.tz_convert("Asia/Shanghai").dt.date
     first = day.min()
@@ -214,7 +214,7 @@ def test_topic_detail_sections_and_suppression(app_workspace):
     assert "<50 人，已隐藏" in cells                          # gender 'U' cells are below k
     assert any(c.endswith("%") for c in cells)
     # representative notes are drawn as plain text (st.text), never through markdown
-    from miner.persist import load_snapshot
+    from miner.topics.snapshot import load_snapshot
     snap = load_snapshot(app_workspace)
     topic = snap.topics.set_index("topic_id").loc[at.session_state["detail.topic"]]
     titles = snap.notes.set_index("note_id").loc[list(topic["representative_note_ids"]), "title"]
@@ -276,13 +276,13 @@ def test_brief_for_selected_topic(app_workspace):
 
 # ---- data --------------------------------------------------------------------------------------------
 def test_data_rebuild_failure_keeps_serving(workspace_copy, monkeypatch):
-    import miner.pipeline
+    import miner.topics.pipeline
     serving = latest_run_id(workspace_copy)
 
     def broken(*args, **kwargs):
         raise RuntimeError("simulated crash while clustering")
 
-    monkeypatch.setattr(miner.pipeline, "build_topics", broken)
+    monkeypatch.setattr(miner.topics.pipeline, "build_topics", broken)
     at = run_page("pages/data.py")
     at.button(key="data.rebuild").click().run()
     assert not at.exception

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from miner.audience import (Segment, aips_flow, aips_stage_counts, interaction_metrics, order_value,
+from miner.insights.audience import (Segment, aips_flow, aips_stage_counts, interaction_metrics, order_value,
                             penetration_growth, topic_engagement, topic_metrics_table, topic_reach_penetration)
 from miner.config import MinerConfig
 from miner.schema import TZ
@@ -431,7 +431,7 @@ def _write_inputs(tmp_path):
 
 
 def test_ingest_hashes_user_ids_everywhere(tmp_path):
-    from miner.cli_audience import ingest_audience_files
+    from miner.cli.audience import ingest_audience_files
     from miner.ingest import hash_ids
     config = MinerConfig(workspace_dir=tmp_path / "ws")
     paths = _write_inputs(tmp_path)

@@ -13,11 +13,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from miner.briefs import ContentBrief, TITLE_PATTERNS, build_brief, mine_title_patterns, title_features
+from miner.insights.briefs import ContentBrief, TITLE_PATTERNS, build_brief, mine_title_patterns, title_features
 from miner.config import MinerConfig
-from miner.embed import HashingEmbedder
-from miner.persist import load_snapshot
-from miner.pipeline import build_topics
+from miner.topics.embed import HashingEmbedder
+from miner.topics.snapshot import load_snapshot
+from miner.topics.pipeline import build_topics
 from miner.schema import TZ
 
 DEMO_NOTES = Path(__file__).resolve().parent.parent / "data" / "demo" / "notes.parquet"
@@ -174,7 +174,7 @@ def test_unknown_topic_is_a_clear_error(snapshot):
 
 # ---- audience metrics from simulated first-party data -------------------------------------------
 def test_brief_with_segment_metrics(snapshot, topic_id):
-    from miner.opportunity import segment_metrics
+    from miner.insights.opportunity import segment_metrics
     from miner.simulate import simulate
     sim = simulate(snapshot.notes, n_users=600, seed=5)
     con = duckdb.connect()

@@ -1,4 +1,4 @@
-"""Tests for miner.calendar: node dates (lunar ones included), phases, the user file, and YoY."""
+"""Tests for miner.insights.calendar: node dates (lunar ones included), phases, the user file, and YoY."""
 from __future__ import annotations
 
 import datetime as dt
@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from miner.calendar import (
+from miner.insights.calendar import (
     BUILTIN_NODES,
     DEFAULT_CALENDAR_PATH,
     PHASES,

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import normalized_mutual_info_score
 
-from miner.cluster import OUTLIER, TopicClusterer
+from miner.topics.cluster import OUTLIER, TopicClusterer
 
 
 def test_finds_real_categories_without_being_told_k(reviews_4cats, review_vectors):
@@ -83,7 +83,7 @@ def test_restarts_never_lose_to_a_single_run(review_vectors):
 
 
 def test_large_input_restarts_on_a_sample_then_refit_all(review_vectors, monkeypatch):
-    import miner.cluster as cluster
+    import miner.topics.cluster as cluster
     tokens, X = review_vectors
     monkeypatch.setattr(cluster, "RESTART_SAMPLE", 120)      # 240 notes > sample: the large-input path
     a = TopicClusterer(outlier_share=0.1, min_topic_size=10, seed=0).fit(X)
@@ -101,7 +101,7 @@ def test_fit_restores_faiss_thread_count(review_vectors):
 
 
 def test_smoothing_hand_computed():
-    from miner.cluster import neighbour_index, smooth_with_neighbours
+    from miner.topics.cluster import neighbour_index, smooth_with_neighbours
     Z = np.array([[1, 0], [0.8, 0.6], [0, 1]], dtype=np.float32)
     out = smooth_with_neighbours(Z, neighbour_index(Z, seed=0), Z, k=2, weight=1.0)
     # row 0's two nearest rows (itself included) are rows 0 and 1
@@ -123,7 +123,7 @@ def test_smoothing_off_restores_plain_clustering(review_vectors):
 
 def test_large_input_neighbours_from_ivf_agree_with_exact(review_vectors, monkeypatch):
     import faiss
-    import miner.cluster as cluster
+    import miner.topics.cluster as cluster
     _, X = review_vectors
     monkeypatch.setattr(cluster, "EXACT_KNN_MAX", 100)        # 240 notes: the IVF path
     model = TopicClusterer(n_topics=4, min_topic_size=5, seed=1).fit(X)

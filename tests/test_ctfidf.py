@@ -1,6 +1,6 @@
 import numpy as np
 
-from miner.ctfidf import ClassTfidf, TopicLabeler, representative_indices, short_label
+from miner.topics.label import ClassTfidf, TopicLabeler, representative_indices, short_label
 
 
 def test_ctfidf_hand_computed():

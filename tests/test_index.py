@@ -1,6 +1,6 @@
 import numpy as np
 
-from miner.index import VectorIndex, choose_factory
+from miner.topics.index import VectorIndex, choose_factory
 
 
 def _clustered(n, d=32, centers=50, seed=0):

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from miner.opportunity import (COMPONENTS, OPPORTUNITY_COLUMNS, OpportunityWeights, combine, node_lift,
+from miner.insights.opportunity import (COMPONENTS, OPPORTUNITY_COLUMNS, OpportunityWeights, combine, node_lift,
                                opportunity_scores, percentile_rank, resolve_node_key)
 from miner.schema import TZ
 

@@ -11,12 +11,12 @@ import pandas as pd
 import pytest
 from sklearn.metrics import normalized_mutual_info_score
 
-from miner import persist
+from miner.topics import snapshot as persist
 from miner.cli import main
 from miner.config import MinerConfig
-from miner.embed import HashingEmbedder
-from miner.persist import latest_run_id, list_snapshots, load_snapshot
-from miner.pipeline import build_topics, notes_texts, predict_texts
+from miner.topics.embed import HashingEmbedder
+from miner.topics.snapshot import latest_run_id, list_snapshots, load_snapshot
+from miner.topics.pipeline import build_topics, notes_texts, predict_texts
 
 
 @pytest.fixture(autouse=True)
@@ -124,7 +124,7 @@ def test_cli_ingest_build_topics_predict(config, review_notes, tmp_path, capsys)
 
 @pytest.mark.slow
 def test_real_model_end_to_end(review_notes, tmp_path):
-    from miner.embed import get_embedder
+    from miner.topics.embed import get_embedder
     config = MinerConfig(models_dir=tmp_path / "models", workspace_dir=tmp_path / "ws", min_topic_size=10)
     embedder = get_embedder(config)
     result = build_topics(config, review_notes, embedder=embedder, show_progress=False)

@@ -8,12 +8,12 @@ import pandas as pd
 import pytest
 
 from miner.config import MinerConfig
-from miner.ctfidf import ClassTfidf
-from miner.embed import HashingEmbedder
-from miner.index import VectorIndex
-from miner.persist import load_snapshot
-from miner.pipeline import build_topics
-from miner.search import TopicIdea, TopicSearcher, bm25_matrix
+from miner.topics.label import ClassTfidf
+from miner.topics.embed import HashingEmbedder
+from miner.topics.index import VectorIndex
+from miner.topics.snapshot import load_snapshot
+from miner.topics.pipeline import build_topics
+from miner.insights.search import TopicIdea, TopicSearcher, bm25_matrix
 
 CATS = ["书籍", "平板", "手机", "水果", "洗发水", "热水器", "蒙牛", "衣服", "计算机", "酒店"]
 
@@ -223,7 +223,7 @@ def test_search_relevance_lexical_embedder(hashed_reviews):
 def test_search_relevance_real_model(tmp_path_factory):
     """1,500 real NLPCC headlines of 10 categories, the real model: measured 0.97 (29/30) on category-word
     queries and 0.94 (29/31) on paraphrases at commit time."""
-    from miner.embed import get_embedder
+    from miner.topics.embed import get_embedder
     config = MinerConfig()
     embedder = get_embedder(config.embedding_model)
     snapshot = _build(tmp_path_factory, "nlpcc", embedder, config.embedding_model)

@@ -1,6 +1,6 @@
 import pytest
 
-from miner.segment import JiebaSegmenter, count_emoji, extract_hashtags, note_text, strip_emoji
+from miner.topics.segment import JiebaSegmenter, count_emoji, extract_hashtags, note_text, strip_emoji
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +59,7 @@ def test_missing_user_dictionary_names_the_file(tmp_path):
 
 
 def test_parallel_segmentation_matches_serial(reviews_4cats, monkeypatch):
-    import miner.segment as segment
+    import miner.topics.segment as segment
     monkeypatch.setattr(segment, "PARALLEL_MIN_TEXTS", 1000)   # 2400 texts: the parallel path
     monkeypatch.setattr(segment, "PARALLEL_CHUNK", 500)        # several tasks, order must be kept
     monkeypatch.setattr(segment.threading, "active_count", lambda: 1)   # as in the CLI process
@@ -71,7 +71,7 @@ def test_parallel_segmentation_matches_serial(reviews_4cats, monkeypatch):
 
 def test_no_worker_processes_while_other_threads_run(reviews_4cats, monkeypatch):
     import threading
-    import miner.segment as segment
+    import miner.topics.segment as segment
 
     def no_pool(*args, **kwargs):
         raise AssertionError("forked a pool while another thread was running")

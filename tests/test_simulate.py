@@ -91,7 +91,7 @@ def test_festival_spikes(sim):
 
 def test_reached_users_convert_more(sim, stub_notes):
     """The funnel responds to engagement: brand-category topics show flow and conversion lift > 1."""
-    from miner.audience import aips_flow, order_value
+    from miner.insights.audience import aips_flow, order_value
     con = duckdb.connect()
     for name in sim.TABLES:
         con.register(f"_{name}", getattr(sim, name))
@@ -107,7 +107,7 @@ def test_reached_users_convert_more(sim, stub_notes):
 
 
 def test_written_files_are_labelled_and_ingest_cleanly(sim, tmp_path):
-    from miner.cli_audience import ingest_audience_files
+    from miner.cli.audience import ingest_audience_files
     paths = write_simulated(sim, tmp_path / "simulated")
     assert pq.read_schema(paths["orders"]).metadata[b"miner.simulated"].decode() == SIMULATED_LABEL
     config = MinerConfig(workspace_dir=tmp_path / "ws")
@@ -120,7 +120,7 @@ def test_cli_simulate_audience_metrics(stub_notes, tmp_path, monkeypatch, capsys
     """simulate → audience → metrics through the CLI (snapshot stubbed with category topics)."""
     import json
     from types import SimpleNamespace
-    import miner.persist
+    import miner.topics.snapshot
     from miner.cli import main
     notes_path = tmp_path / "notes.parquet"
     stub_notes.to_parquet(notes_path)
@@ -137,7 +137,7 @@ def test_cli_simulate_audience_metrics(stub_notes, tmp_path, monkeypatch, capsys
     snap = SimpleNamespace(assignments=pd.DataFrame({"note_id": stub_notes["note_id"], "topic_id": codes}),
                            topics=pd.DataFrame({"topic_id": range(len(labels)), "label": labels}),
                            notes=stub_notes.assign(collects=1, comments=1, shares=1))
-    monkeypatch.setattr(miner.persist, "load_snapshot", lambda config, run=None: snap)
+    monkeypatch.setattr(miner.topics.snapshot, "load_snapshot", lambda config, run=None: snap)
     capsys.readouterr()
     assert main(["--config", str(cfg), "metrics", "--segment", "gender=F", "--k", "20", "--top", "5"]) == 0
     text = capsys.readouterr().out

@@ -1,4 +1,4 @@
-"""Tests for miner.trends: toy cases by hand, stage rules on constructed series, Poisson
+"""Tests for miner.insights.trends: toy cases by hand, stage rules on constructed series, Poisson
 calibration of the z scores, and a validation on real Bilibili popular-feed data."""
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from miner.config import REPO_ROOT
-from miner.trends import (
+from miner.insights.trends import (
     LIFECYCLE_RULES,
     SCORE_COLUMNS,
     SERIES_COLUMNS,

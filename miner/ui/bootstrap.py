@@ -17,7 +17,7 @@ from typing import Callable
 import pandas as pd
 
 from miner.config import MinerConfig
-from miner.persist import latest_run_id
+from miner.topics.snapshot import latest_run_id
 from miner.schema import NOTE_ID
 
 ProgressFn = Callable[[str, float], None]
@@ -35,7 +35,7 @@ def missing_tables(config: MinerConfig, names=AUDIENCE_TABLES) -> list[str]:
 def is_demo_workspace(config: MinerConfig) -> bool:
     """True when every stored note comes from the demo corpus (so simulated audience data fits)."""
     import duckdb
-    from miner.cli_core import DEMO_NOTES
+    from miner.cli.core import DEMO_NOTES
     from miner.store import Store
     if not DEMO_NOTES.exists() or not Store(config.db_path).has_table("notes"):
         return False
@@ -59,13 +59,13 @@ def _scaled(report: ProgressFn, lo: float, hi: float) -> ProgressFn:
 
 def prepare_workspace(config: MinerConfig, on_progress: ProgressFn | None = None, embedder=None) -> list[str]:
     """Build whatever is missing (notes → snapshot → simulated audience tables); return what was done."""
-    from miner.cli_core import ensure_notes
+    from miner.cli.core import ensure_notes
     from miner.store import Store
 
     report = on_progress or (lambda stage, frac: None)
     done: list[str] = []
     if latest_run_id(config) is None:
-        from miner.pipeline import build_topics
+        from miner.topics.pipeline import build_topics
         report("导入演示笔记 loading notes", 0.0)
         have_notes = Store(config.db_path).has_table("notes")
         notes = ensure_notes(config, demo=not have_notes)
@@ -81,7 +81,7 @@ def prepare_workspace(config: MinerConfig, on_progress: ProgressFn | None = None
 
 def _simulated_tables(config: MinerConfig) -> list:
     """Ingest the SIMULATED demo audience tables; simulate them first if the files are missing."""
-    from miner.cli_audience import FILE_TABLES, SIMULATED_DIR, demo_files, ingest_audience_files
+    from miner.cli.audience import FILE_TABLES, SIMULATED_DIR, demo_files, ingest_audience_files
     if not all((SIMULATED_DIR / f"{t}.parquet").exists() for t in FILE_TABLES.values()):
         from miner.ingest import load_notes
         from miner.simulate import simulate, write_simulated

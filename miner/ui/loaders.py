@@ -23,7 +23,7 @@ import streamlit as st
 
 from miner import schema
 from miner.config import MinerConfig
-from miner.persist import latest_run_id
+from miner.topics.snapshot import latest_run_id
 
 ENGAGEMENT = "engagement"
 
@@ -75,7 +75,7 @@ def build_lock() -> threading.Lock:
 # ---- resources -----------------------------------------------------------------------------------
 @st.cache_resource(max_entries=3, show_spinner="加载话题快照 Loading snapshot…")
 def load_snapshot(snapshots_dir: str, run_id: str):
-    from miner.persist import load_snapshot as _load
+    from miner.topics.snapshot import load_snapshot as _load
     return _load(Path(snapshots_dir), run_id)
 
 
@@ -85,13 +85,13 @@ def snapshot(source: Source):
 
 @st.cache_resource(max_entries=2, show_spinner="加载向量模型 Loading embedding model…")
 def embedder(model: str):
-    from miner.embed import get_embedder
+    from miner.topics.embed import get_embedder
     return get_embedder(model)
 
 
 @st.cache_resource(max_entries=2, show_spinner="建立搜索索引 Building search index…")
 def searcher(snapshots_dir: str, run_id: str):
-    from miner.search import TopicSearcher
+    from miner.insights.search import TopicSearcher
     snap = load_snapshot(snapshots_dir, run_id)
     found = TopicSearcher(snap, embedder(snap.meta["embedding"]["model"])).fit()
     found.query_terms("预热 warm-up")       # loads the query segmenter's dictionary now, not on the first query
@@ -103,7 +103,7 @@ def marketing_nodes(years: tuple[int, ...]):
     """Marketing nodes (frozen dataclasses) for ``years``; a lunar node without a tabulated date
     for a year is simply absent (load_calendar warns about it; the UI does not need to)."""
     import warnings
-    from miner.calendar import load_calendar
+    from miner.insights.calendar import load_calendar
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return tuple(load_calendar(years=years))
@@ -142,8 +142,8 @@ def filtered_notes(source: Source, start: dt.date | None, end: dt.date | None,
 def trend_table(source: Source, start: dt.date | None, end: dt.date | None,
                 category: str | None) -> pd.DataFrame:
     """One row per topic with notes in the filter: label, keywords, notes, engagement, lifecycle
-    stage and growth (:func:`miner.trends.trend_scores` over the filtered notes)."""
-    from miner.trends import SCORE_COLUMNS, topic_time_series, trend_scores
+    stage and growth (:func:`miner.insights.trends.trend_scores` over the filtered notes)."""
+    from miner.insights.trends import SCORE_COLUMNS, topic_time_series, trend_scores
     snap = snapshot(source)
     notes = filtered_notes(source, start, end, category)
     topics = snap.topics[[schema.TOPIC_ID, "label", "keywords", "size"]].copy()
@@ -163,12 +163,12 @@ def trend_table(source: Source, start: dt.date | None, end: dt.date | None,
 @st.cache_data(max_entries=16, show_spinner="计算机会分 Scoring opportunities…")
 def opportunity_table(source: Source, start: dt.date | None, end: dt.date | None, category: str | None,
                       segment: str | None, node_key: str | None) -> pd.DataFrame:
-    """:func:`miner.opportunity.opportunity_scores` for the filters (audience metrics when present).
+    """:func:`miner.insights.opportunity.opportunity_scores` for the filters (audience metrics when present).
 
     Momentum comes from the trend scores of the date window; node timing compares the node's
     windows with the rest of the data, so it sees every date of the chosen category.
     """
-    from miner.opportunity import OPPORTUNITY_COLUMNS, opportunity_scores
+    from miner.insights.opportunity import OPPORTUNITY_COLUMNS, opportunity_scores
     snap = snapshot(source)
     trends = trend_table(source, start, end, category)
     if trends.empty:                       # nothing in the filter: nothing to score
@@ -184,7 +184,7 @@ def opportunity_table(source: Source, start: dt.date | None, end: dt.date | None
 
 @st.cache_data(max_entries=4, show_spinner=False)
 def topic_series(source: Source, freq: str = "D") -> pd.DataFrame:
-    from miner.trends import topic_time_series
+    from miner.insights.trends import topic_time_series
     snap = snapshot(source)
     return topic_time_series(notes_table(source), snap.assignments, freq=freq)
 
@@ -228,9 +228,9 @@ def _audience_call(source: Source, needs: tuple[str, ...], fn):
 @st.cache_data(max_entries=16, show_spinner="计算人群指标 Computing audience metrics…")
 def segment_metrics(source: Source, segment: str | None, start: dt.date | None,
                     end: dt.date | None) -> pd.DataFrame | None:
-    """:func:`miner.opportunity.segment_metrics` (penetration, AIPS flow, orders, engaged users)
+    """:func:`miner.insights.opportunity.segment_metrics` (penetration, AIPS flow, orders, engaged users)
     for a segment and date window; None when the audience tables are missing."""
-    from miner.opportunity import segment_metrics as _metrics
+    from miner.insights.opportunity import segment_metrics as _metrics
     window = audience_window(start, end, source.timezone)
     return _audience_call(source, ("engagements", "audience"), lambda con, asg: _metrics(
         con, snapshot(source), segment=segment, window=window, k=source.k,
@@ -240,7 +240,7 @@ def segment_metrics(source: Source, segment: str | None, start: dt.date | None,
 @st.cache_data(max_entries=16, show_spinner=False)
 def penetration_by(source: Source, by: tuple[str, ...], start: dt.date | None,
                    end: dt.date | None) -> pd.DataFrame | None:
-    from miner import audience
+    from miner.insights import audience
     window = audience_window(start, end, source.timezone)
     return _audience_call(source, ("engagements", "audience"), lambda con, asg: audience.topic_reach_penetration(
         con, asg, window=window, k=source.k, by=list(by)))
@@ -249,7 +249,7 @@ def penetration_by(source: Source, by: tuple[str, ...], start: dt.date | None,
 @st.cache_data(max_entries=16, show_spinner=False)
 def aips_counts(source: Source, segment: str | None, start: dt.date | None,
                 end: dt.date | None) -> pd.DataFrame | None:
-    from miner import audience
+    from miner.insights import audience
     window = audience_window(start, end, source.timezone)
     return _audience_call(source, ("engagements", "audience", "aips_stages"), lambda con, asg: (
         audience.aips_stage_counts(con, asg, segment=segment, window=window,
@@ -259,7 +259,7 @@ def aips_counts(source: Source, segment: str | None, start: dt.date | None,
 @st.cache_data(max_entries=16, show_spinner=False)
 def order_values(source: Source, segment: str | None, start: dt.date | None,
                  end: dt.date | None) -> pd.DataFrame | None:
-    from miner import audience
+    from miner.insights import audience
     window = audience_window(start, end, source.timezone)
     return _audience_call(source, ("engagements", "audience", "orders"), lambda con, asg: audience.order_value(
         con, asg, segment=segment, window=window, attribution_days=source.attribution_days, k=source.k))
@@ -272,8 +272,8 @@ def clear_tables() -> None:
 
 @st.cache_data(max_entries=32, show_spinner="生成简报 Writing the brief…")
 def brief(source: Source, topic_id: int, segment: str | None, node_key: str | None, today: dt.date):
-    """:func:`miner.briefs.build_brief` with the segment's metrics (a ContentBrief)."""
-    from miner.briefs import build_brief
+    """:func:`miner.insights.briefs.build_brief` with the segment's metrics (a ContentBrief)."""
+    from miner.insights.briefs import build_brief
     metrics = segment_metrics(source, segment, None, None)
     return build_brief(snapshot(source), int(topic_id), segment=segment, node=node_key, metrics=metrics,
                        today=today)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from miner.config import MinerConfig
-from miner.persist import latest_run_id, list_snapshots
+from miner.topics.snapshot import latest_run_id, list_snapshots
 
 TABLE_NAMES_ZH = {
     "notes": "笔记 notes",
@@ -95,5 +95,5 @@ def stored_notes(config: MinerConfig) -> pd.DataFrame:
 
 def rebuild(config: MinerConfig, notes: pd.DataFrame, embedder=None, on_progress=None):
     """Mine topics from ``notes`` and write a new snapshot (``latest`` moves only on success)."""
-    from miner.pipeline import build_topics
+    from miner.topics.pipeline import build_topics
     return build_topics(config, notes, embedder=embedder, show_progress=False, on_progress=on_progress)

@@ -31,7 +31,7 @@ def _true(value) -> bool:
 
 def overview_table(trends: pd.DataFrame, opp: pd.DataFrame, metrics: pd.DataFrame | None, k: int) -> pd.DataFrame:
     """One row per topic in the filter: trend + opportunity (+ audience metrics when present)."""
-    from miner.opportunity import COMPONENT_NAMES_ZH, FLAG_NAMES_ZH
+    from miner.insights.opportunity import COMPONENT_NAMES_ZH, FLAG_NAMES_ZH
     out = trends.copy()
     comps = [c for c in COMPONENT_NAMES_ZH if c in opp]
     out = out.merge(opp[[schema.TOPIC_ID, "score", "rank", *comps, "flags"]], on=schema.TOPIC_ID, how="left")

@@ -15,14 +15,14 @@ import streamlit as st
 
 from miner import schema
 from miner.config import MinerConfig
-from miner.persist import latest_run_id
+from miner.topics.snapshot import latest_run_id
 from miner.ui import loaders
 from miner.ui.bootstrap import is_demo_workspace, needs_preparation, prepare_workspace
 
 ALL = "全部"
 ANY = ""          # widget value for "no restriction" (None would show as an empty selectbox)
 
-# Target segments offered in the filters: specs for miner.audience.Segment.from_spec ("" = everyone).
+# Target segments offered in the filters: specs for miner.insights.audience.Segment.from_spec ("" = everyone).
 SEGMENT_SPECS: tuple[str, ...] = (
     ANY,
     "gender=F",
@@ -62,7 +62,7 @@ def keep_valid(key: str, options, fallback) -> None:
 
 
 def segment_label(spec: str | None) -> str:
-    from miner.audience import Segment
+    from miner.insights.audience import Segment
     return Segment.from_spec(spec or None).label
 
 
@@ -151,7 +151,7 @@ class Filters:
     end: dt.date | None
     category: str | None
     segment: str | None
-    node: object | None          # miner.calendar.MarketingNode
+    node: object | None          # miner.insights.calendar.MarketingNode
 
     @property
     def window_label(self) -> str:

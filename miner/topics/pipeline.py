@@ -14,12 +14,12 @@ import pandas as pd
 
 import miner
 from miner import schema
-from miner.cluster import TopicClusterer, as_float32_normalized
+from miner.topics.cluster import TopicClusterer, as_float32_normalized
 from miner.config import MinerConfig
-from miner.ctfidf import TopicLabeler
-from miner.index import VectorIndex
-from miner.persist import Snapshot, save_snapshot
-from miner.segment import JiebaSegmenter, note_text
+from miner.topics.label import TopicLabeler
+from miner.topics.index import VectorIndex
+from miner.topics.snapshot import Snapshot, save_snapshot
+from miner.topics.segment import JiebaSegmenter, note_text
 
 ProgressFn = Callable[[str, float], None]
 
@@ -60,7 +60,7 @@ def make_segmenter(config: MinerConfig, n_jobs: int = -1) -> JiebaSegmenter:
 
 
 def _read_extra_stopwords(config: MinerConfig) -> list[str]:
-    from miner.segment import read_word_list
+    from miner.topics.segment import read_word_list
     words: list[str] = []
     for path in config.extra_stopword_paths:
         words.extend(read_word_list(path))
@@ -78,7 +78,7 @@ def topic_centroids(embeddings: np.ndarray, labels: np.ndarray, n_topics: int) -
 def build_topics(config: MinerConfig, notes: pd.DataFrame, embedder=None, show_progress: bool = True,
                  on_progress: ProgressFn | None = None, run_id: str | None = None) -> BuildResult:
     """Mine topics from ``notes`` (notes schema) and write a snapshot; return a summary."""
-    from miner.embed import EmbeddingCache, cached_encode, get_embedder
+    from miner.topics.embed import EmbeddingCache, cached_encode, get_embedder
 
     started = time.perf_counter()
     report = on_progress or (lambda stage, frac: None)
@@ -149,7 +149,7 @@ def build_topics(config: MinerConfig, notes: pd.DataFrame, embedder=None, show_p
 
 def predict_texts(snapshot: Snapshot, texts: list[str], embedder=None) -> pd.DataFrame:
     """Topic of new texts under a snapshot: topic_id (−1 = outlier), score, label."""
-    from miner.embed import get_embedder
+    from miner.topics.embed import get_embedder
 
     embedder = embedder or get_embedder(snapshot.meta["embedding"]["model"])
     if embedder.model_id != snapshot.model_id:

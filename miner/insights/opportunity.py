@@ -5,10 +5,10 @@ Each component is a 0–1 number where **higher means a better opportunity**:
 ============  ======  =====================================================================
 component     中文     raw signal (per topic) → normalisation
 ============  ======  =====================================================================
-momentum      势头     ½·pct(growth_z) + ½·pct(burst_z) from :func:`miner.trends.trend_scores`
+momentum      势头     ½·pct(growth_z) + ½·pct(burst_z) from :func:`miner.insights.trends.trend_scores`
                       (share-of-volume growth vs the previous window, and burst vs baseline)
 headroom      空间     (1 − penetration) · engagement_rate in the target segment, from
-                      :func:`miner.audience.topic_metrics_table`: room left among users who
+                      :func:`miner.insights.audience.topic_metrics_table`: room left among users who
                       respond when reached; (1 − penetration) alone without engagement data
 value         价值     conversion_lift · aov_lift (= lift of GMV per reached user vs comparable
                       unreached users); conversion_lift alone when amounts are suppressed
@@ -121,11 +121,11 @@ def combine(components: pd.DataFrame, weights: OpportunityWeights | None = None,
 def node_lift(series: pd.DataFrame, node_key: str, nodes=None) -> pd.Series:
     """Per topic: share of volume inside the node's windows ÷ share outside (+1 note smoothing).
 
-    ``series`` is a daily :func:`miner.trends.topic_time_series`. Windows are every occurrence of
+    ``series`` is a daily :func:`miner.insights.trends.topic_time_series`. Windows are every occurrence of
     the node (蓄水 start → 返场 end) overlapping the series. NaN for every topic when the series
     covers no occurrence; an empty series gives an empty result.
     """
-    from miner.calendar import DEFAULT_YEARS, load_calendar
+    from miner.insights.calendar import DEFAULT_YEARS, load_calendar
 
     if series.empty:
         return pd.Series(np.nan, index=pd.Index([], name=TOPIC_ID, dtype="int64"), name="node_lift", dtype=float)
@@ -167,9 +167,9 @@ def opportunity_scores(notes: pd.DataFrame, assignments: pd.DataFrame, topics: p
         ``is_commercial`` if known).
     assignments : ``note_id``, ``topic_id`` (−1 outliers are left out).
     topics : optional ``topic_id``, ``label``.
-    trends : optional precomputed :func:`miner.trends.trend_scores`; computed when None.
+    trends : optional precomputed :func:`miner.insights.trends.trend_scores`; computed when None.
     metrics : optional per-topic audience table for the target segment
-        (:func:`segment_metrics` / :func:`miner.audience.topic_metrics_table`): ``penetration``,
+        (:func:`segment_metrics` / :func:`miner.insights.audience.topic_metrics_table`): ``penetration``,
         ``engagement_rate``, ``conversion_lift``, ``aov_lift``, ``engaged_users`` or ``reach``,
         ``suppressed``.
     node : marketing node key (e.g. ``"double11"``) or its Chinese name / alias; adds ``timing``.
@@ -200,7 +200,7 @@ def opportunity_scores(notes: pd.DataFrame, assignments: pd.DataFrame, topics: p
     has_time = schema.PUBLISHED_AT in notes.columns and notes[schema.PUBLISHED_AT].notna().any()
     series = None
     if trends is None and has_time:
-        from miner.trends import topic_time_series, trend_scores
+        from miner.insights.trends import topic_time_series, trend_scores
         series = topic_time_series(notes, assignments, freq=freq)
         trends = trend_scores(series)
     if trends is not None and len(trends):
@@ -274,7 +274,7 @@ def opportunity_scores(notes: pd.DataFrame, assignments: pd.DataFrame, topics: p
     if node is not None:
         node_key = resolve_node_key(node, nodes)
         if has_time:
-            from miner.trends import topic_time_series
+            from miner.insights.trends import topic_time_series
             daily = series if series is not None and freq == "D" else topic_time_series(notes, assignments, "D")
             lift = node_lift(daily, node_key, nodes)
             out["node_lift"] = out[TOPIC_ID].map(lift).to_numpy(float)
@@ -297,7 +297,7 @@ def opportunity_scores(notes: pd.DataFrame, assignments: pd.DataFrame, topics: p
 
 def resolve_node_key(node: str, nodes=None) -> str:
     """``"双11"``, ``"双十一"`` or ``"double11"`` → ``"double11"``."""
-    from miner.calendar import load_calendar
+    from miner.insights.calendar import load_calendar
     nodes = nodes if nodes is not None else load_calendar()
     wanted = str(node).strip().lower()
     for n in nodes:
@@ -310,7 +310,7 @@ def resolve_node_key(node: str, nodes=None) -> str:
 def snapshot_opportunity(snapshot, metrics: pd.DataFrame | None = None, node: str | None = None,
                          weights: OpportunityWeights | None = None, trends: pd.DataFrame | None = None
                          ) -> pd.DataFrame:
-    """:func:`opportunity_scores` over a :class:`miner.persist.Snapshot`."""
+    """:func:`opportunity_scores` over a :class:`miner.topics.snapshot.Snapshot`."""
     return opportunity_scores(snapshot.notes, snapshot.assignments, snapshot.topics, trends=trends,
                               metrics=metrics, node=node, weights=weights)
 
@@ -319,10 +319,10 @@ def segment_metrics(con, snapshot, segment=None, window=None, k: int = 50, brand
                     attribution_days: int = 15) -> pd.DataFrame:
     """Audience metrics of every topic for a target segment, ready for :func:`opportunity_scores`.
 
-    :func:`miner.audience.topic_metrics_table` plus ``engaged_users``: segment users with a like,
+    :func:`miner.insights.audience.topic_metrics_table` plus ``engaged_users``: segment users with a like,
     collect, comment or share on the topic (the denominator of notes per engaged user).
     """
-    from miner.audience import INTERACTION_ACTIONS, topic_metrics_table, topic_reach_penetration
+    from miner.insights.audience import INTERACTION_ACTIONS, topic_metrics_table, topic_reach_penetration
     table = topic_metrics_table(con, snapshot.assignments, snapshot.topics, snapshot.notes, segment=segment,
                                 window=window, brand=brand, attribution_days=attribution_days, k=k)
     engaged = topic_reach_penetration(con, snapshot.assignments, segment, window, k,
@@ -348,8 +348,8 @@ def trend_table(snapshot, freq: str = "D", today=None, horizon_days: int = 365, 
     import datetime as dt
     from zoneinfo import ZoneInfo
 
-    from miner.calendar import load_calendar, seeding_start
-    from miner.trends import topic_time_series, trend_scores
+    from miner.insights.calendar import load_calendar, seeding_start
+    from miner.insights.trends import topic_time_series, trend_scores
 
     notes, asg = snapshot.notes, snapshot.assignments
     if schema.PUBLISHED_AT not in notes or notes[schema.PUBLISHED_AT].isna().all():
@@ -360,7 +360,7 @@ def trend_table(snapshot, freq: str = "D", today=None, horizon_days: int = 365, 
     scores = trend_scores(topic_time_series(notes, asg, freq=freq))
     daily = topic_time_series(notes, asg, freq="D")
     first = pd.to_datetime(daily["period_start"]).min().date()
-    from miner.calendar import DEFAULT_YEARS
+    from miner.insights.calendar import DEFAULT_YEARS
     years = sorted({y for y in range(first.year - 1, today.year + 2) if y in DEFAULT_YEARS} or {today.year})
     nodes = nodes if nodes is not None else load_calendar(years=years)
     upcoming = sorted((n for n in nodes if today <= n.date <= today + dt.timedelta(days=horizon_days)),

@@ -387,7 +387,7 @@ def node_yoy(series: pd.DataFrame, node_key: str, nodes: list[MarketingNode] | N
     Parameters
     ----------
     series : DataFrame
-        Output of :func:`miner.trends.topic_time_series`; a daily series is best (a weekly period
+        Output of :func:`miner.insights.trends.topic_time_series`; a daily series is best (a weekly period
         counts when its start falls in the window).
     node_key : str
         e.g. ``"double11"``.

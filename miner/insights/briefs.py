@@ -3,12 +3,12 @@
 Every claim carries its evidence: the note ids it rests on and the numbers behind it.
 
 * **engagement** = likes + collects + comments + shares of a note (public counts, as in
-  :mod:`miner.trends`); **best-performing** notes are the topic's top quartile by engagement.
+  :mod:`miner.insights.trends`); **best-performing** notes are the topic's top quartile by engagement.
 * **expected engagement range** — P25–P75 (and P50) of the topic's note engagement, linear
   interpolation (``pandas.Series.quantile``).
 * **angles** (切入角度) — spherical k-means on the topic's note embeddings
   (k = clamp(round(n / 40), 2, 5); one angle below 2 × ``min_angle_size`` notes), each labelled
-  with c-TF-IDF (:class:`miner.ctfidf.ClassTfidf`) over the sub-clusters; sorted by median
+  with c-TF-IDF (:class:`miner.topics.label.ClassTfidf`) over the sub-clusters; sorted by median
   engagement.
 * **title patterns** — :data:`TITLE_PATTERNS` regexes; a pattern is recommended when it is more
   common among best-performing titles than among all (``lift`` = share_top ÷ share_all).
@@ -17,7 +17,7 @@ Every claim carries its evidence: the note ids it rests on and the numbers behin
 * **KPIs** — engagement per note (P50 baseline, P75 stretch), collect/like and comment/like ratios
   (topic medians), plus penetration / conversion when segment metrics are given.
 * **timing** — the chosen (or next) marketing node's next occurrence and its 蓄水 start
-  (:mod:`miner.calendar`), with the topic's historical volume lift inside that node's windows.
+  (:mod:`miner.insights.calendar`), with the topic's historical volume lift inside that node's windows.
 
 Optional LLM polish: when ``MINER_LLM_BASE_URL`` and ``MINER_LLM_MODEL`` are set (and optionally
 ``MINER_LLM_API_KEY``, ``MINER_LLM_TIMEOUT`` seconds, default 8), the rule-written positioning line
@@ -46,12 +46,12 @@ __all__ = [
     "mine_title_patterns", "title_features",
 ]
 
-# key → (中文, regex). Compiled once; matched against the raw title (emoji via miner.segment).
+# key → (中文, regex). Compiled once; matched against the raw title (emoji via miner.topics.segment).
 TITLE_PATTERNS: dict[str, tuple[str, str]] = {
     # digits, or a Chinese numeral other than a lone 一 ("一个" is filler) before a measure word
     "number": ("数字", r"\d|(?:[二两三四五六七八九十百千万]|一[二两三四五六七八九十百千万])[一二两三四五六七八九十百千万]*"
                       r"\s*(?:个|款|种|招|步|件|天|分钟|元|块|套|类|道|次|年|岁|斤|条|样|家|点|大)|一(?:招|步|分钟|张图)"),
-    "emoji": ("表情符号", ""),   # handled by miner.segment.count_emoji
+    "emoji": ("表情符号", ""),   # handled by miner.topics.segment.count_emoji
     "question": ("疑问句", r"[?？]|吗|怎么|如何|为什么|为啥|哪|啥|多少|是否|能不能|值不值"),
     "exclaim": ("感叹号", r"[!！]"),
     "bracket": ("括号标签【】", r"[【】《》「」『』\[\]]"),
@@ -154,7 +154,7 @@ class ContentBrief:
 # ---- title patterns ------------------------------------------------------------------------------
 def title_features(title: str) -> dict[str, bool]:
     """Which :data:`TITLE_PATTERNS` a title shows."""
-    from miner.segment import count_emoji
+    from miner.topics.segment import count_emoji
     title = str(title or "")
     out = {k: bool(rx.search(title)) for k, rx in _COMPILED.items()}
     out["emoji"] = count_emoji(title) > 0
@@ -202,12 +202,12 @@ def build_brief(snapshot, topic_id: int, segment=None, node: str | None = None,
 
     Parameters
     ----------
-    snapshot : :class:`miner.persist.Snapshot`.
+    snapshot : :class:`miner.topics.snapshot.Snapshot`.
     topic_id : a topic of the snapshot (not −1).
-    segment : target segment (:class:`miner.audience.Segment`, spec ``"gender=F,age_band=18-24"``
+    segment : target segment (:class:`miner.insights.audience.Segment`, spec ``"gender=F,age_band=18-24"``
         or dict); names the audience. Its numbers come from ``metrics``.
     node : marketing node (``"双11"``, ``"double11"``); default the next node after ``today``.
-    metrics : per-topic metrics of the segment (:func:`miner.opportunity.segment_metrics`).
+    metrics : per-topic metrics of the segment (:func:`miner.insights.opportunity.segment_metrics`).
     today : planning date for the calendar (default: today, Asia/Shanghai).
     polish : try the optional LLM endpoint for the positioning line.
     """
@@ -304,8 +304,8 @@ def _evidence_notes(tn: pd.DataFrame, topic, n_top: int = 5) -> list[NoteRef]:
 
 
 def _angles(snapshot, tn: pd.DataFrame, min_size: int, seed: int) -> list[Angle]:
-    from miner.cluster import as_float32_normalized, spherical_kmeans
-    from miner.ctfidf import ClassTfidf, short_label
+    from miner.topics.cluster import as_float32_normalized, spherical_kmeans
+    from miner.topics.label import ClassTfidf, short_label
     n = len(tn)
     k = int(np.clip(round(n / 40), 2, 5)) if n >= 2 * min_size else 1
     if k > 1:
@@ -432,7 +432,7 @@ def _trend(snapshot, topic_id: int) -> tuple[dict, pd.DataFrame | None]:
     notes = snapshot.notes
     if schema.PUBLISHED_AT not in notes or notes[schema.PUBLISHED_AT].isna().all():
         return {"stage": None}, None
-    from miner.trends import topic_time_series, trend_scores
+    from miner.insights.trends import topic_time_series, trend_scores
     scores = trend_scores(topic_time_series(notes, snapshot.assignments))
     row = scores[scores[TOPIC_ID] == topic_id]
     if row.empty:
@@ -441,11 +441,11 @@ def _trend(snapshot, topic_id: int) -> tuple[dict, pd.DataFrame | None]:
     return {"stage": r["stage"], "stage_zh": r["stage_zh"], "growth_pct": _num(r["growth_pct"]),
             "growth_z": _num(r["growth_z"]), "burst_z": _num(r["burst_z"]), "recent_notes": int(r["recent_notes"]),
             "previous_notes": int(r["previous_notes"]), "low_volume": bool(r["low_volume"]),
-            "basis": "share of daily note volume, last 7 days vs the 7 before (miner.trends)"}, scores
+            "basis": "share of daily note volume, last 7 days vs the 7 before (miner.insights.trends)"}, scores
 
 
 def _opportunity(snapshot, topic_id, metrics, node, trends) -> dict | None:
-    from miner.opportunity import FLAG_NAMES_ZH, snapshot_opportunity
+    from miner.insights.opportunity import FLAG_NAMES_ZH, snapshot_opportunity
     table = snapshot_opportunity(snapshot, metrics=metrics, node=node, trends=trends)
     row = table[table[TOPIC_ID] == topic_id]
     if row.empty:
@@ -460,12 +460,12 @@ def _opportunity(snapshot, topic_id, metrics, node, trends) -> dict | None:
 def _segment(segment):
     if segment is None:
         return None
-    from miner.audience import Segment
+    from miner.insights.audience import Segment
     return Segment.from_spec(segment)
 
 
 def _audience(seg, metrics, topic_id, caveats) -> dict:
-    from miner.audience import FLOW_PAIRS
+    from miner.insights.audience import FLOW_PAIRS
     from miner.schema import AIPS_STAGE_NAMES
     out = {"segment": seg.filters() if seg else {}, "segment_zh": seg.label if seg else "全部用户",
            "aips_stage": None}
@@ -502,8 +502,8 @@ def _audience(seg, metrics, topic_id, caveats) -> dict:
 
 
 def _timing(snapshot, topic_id, node, today, caveats) -> dict | None:
-    from miner.calendar import PHASE_NAMES_ZH, load_calendar, next_node, seeding_start
-    from miner.opportunity import node_lift, resolve_node_key
+    from miner.insights.calendar import PHASE_NAMES_ZH, load_calendar, next_node, seeding_start
+    from miner.insights.opportunity import node_lift, resolve_node_key
     today = today or dt.datetime.now(ZoneInfo(schema.TZ)).date()
     nodes = load_calendar()
     if node is not None:
@@ -524,7 +524,7 @@ def _timing(snapshot, topic_id, node, today, caveats) -> dict | None:
            "days_until_seeding": (start - today).days, "planned_on": today.isoformat(), "node_lift": None}
     notes = snapshot.notes
     if schema.PUBLISHED_AT in notes and notes[schema.PUBLISHED_AT].notna().any():
-        from miner.trends import topic_time_series
+        from miner.insights.trends import topic_time_series
         lift = node_lift(topic_time_series(notes, snapshot.assignments, "D"), target.key)
         value = lift.get(topic_id, np.nan)
         out["node_lift"] = _num(value)

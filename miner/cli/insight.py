@@ -42,8 +42,8 @@ def register(sub) -> None:
 
 # ---- handlers ------------------------------------------------------------------------------------
 def cmd_trends(args, config: MinerConfig) -> int:
-    from miner.opportunity import trend_table
-    from miner.persist import load_snapshot
+    from miner.insights.opportunity import trend_table
+    from miner.topics.snapshot import load_snapshot
     snap = load_snapshot(config, args.run)
     table = trend_table(snap, freq=args.freq, today=args.today)
     order = {"emerging": 0, "rising": 1, "peak": 2, "evergreen": 3, "declining": 4}
@@ -61,14 +61,14 @@ def cmd_trends(args, config: MinerConfig) -> int:
 
 
 def cmd_opportunity(args, config: MinerConfig) -> int:
-    from miner.opportunity import COMPONENT_NAMES_ZH, FLAG_NAMES_ZH, snapshot_opportunity
-    from miner.persist import load_snapshot
+    from miner.insights.opportunity import COMPONENT_NAMES_ZH, FLAG_NAMES_ZH, snapshot_opportunity
+    from miner.topics.snapshot import load_snapshot
     snap = load_snapshot(config, args.run)
     metrics = _segment_metrics(config, snap, args.segment)
     table = snapshot_opportunity(snap, metrics=metrics, node=args.node)
     comps = ["momentum", "headroom", "value", "openness"] + (["timing"] if args.node else [])
     print(f"快照 {snap.run_id} · 人群 {_segment_label(args.segment)} · 节点 {args.node or '—'} · "
-          f"机会分 = 各分项加权平均 (miner/opportunity.py)")
+          f"机会分 = 各分项加权平均 (miner/insights/opportunity.py)")
     rows = [[str(r["rank"]), str(r["topic_id"]), r["label"], f"{r['score'] * 100:.0f}", r["stage_zh"] or "—"]
             + [f"{r[c]:.2f}" for c in comps] for _, r in table.head(args.top).iterrows()]
     print(_table(["#", "话题", "标签", "机会分", "阶段"] + [COMPONENT_NAMES_ZH[c] for c in comps], rows))
@@ -79,8 +79,8 @@ def cmd_opportunity(args, config: MinerConfig) -> int:
 
 
 def cmd_brief(args, config: MinerConfig) -> int:
-    from miner.briefs import build_brief
-    from miner.persist import load_snapshot
+    from miner.insights.briefs import build_brief
+    from miner.topics.snapshot import load_snapshot
     snap = load_snapshot(config, args.run)
     metrics = _segment_metrics(config, snap, args.segment)
     brief = build_brief(snap, args.topic_id, segment=args.segment, node=args.node, metrics=metrics,
@@ -96,10 +96,10 @@ def cmd_brief(args, config: MinerConfig) -> int:
 
 
 def cmd_search(args, config: MinerConfig) -> int:
-    from miner.embed import get_embedder
-    from miner.persist import load_snapshot
-    from miner.pipeline import make_segmenter
-    from miner.search import TopicSearcher
+    from miner.topics.embed import get_embedder
+    from miner.topics.snapshot import load_snapshot
+    from miner.topics.pipeline import make_segmenter
+    from miner.insights.search import TopicSearcher
     snap = load_snapshot(config, args.run)
     embedder = get_embedder(snap.meta["embedding"]["model"])
     searcher = TopicSearcher(snap, embedder, segmenter=make_segmenter(config, n_jobs=1))
@@ -122,8 +122,8 @@ def _segment_metrics(config: MinerConfig, snap, segment):
     """Segment metrics when a segment is asked for and the workspace holds audience data."""
     if not segment:
         return None
-    from miner.audience import Segment
-    from miner.opportunity import segment_metrics
+    from miner.insights.audience import Segment
+    from miner.insights.opportunity import segment_metrics
     from miner.store import Store
     seg = Segment.from_spec(segment)          # validate even when there is no data
     store = Store(config.db_path, read_only=True)
@@ -137,7 +137,7 @@ def _segment_metrics(config: MinerConfig, snap, segment):
 def _segment_label(segment) -> str:
     if not segment:
         return "全部用户"
-    from miner.audience import Segment
+    from miner.insights.audience import Segment
     return Segment.from_spec(segment).label
 
 

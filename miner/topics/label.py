@@ -2,7 +2,7 @@
 
 c-TF-IDF treats all notes of a topic as one document: ``W(t, c) = tf(t, c) / |c| * log(1 + A / f(t))``
 with ``A`` the mean token count per topic and ``f(t)`` the frequency of ``t`` across topics.
-Tokens come from :class:`miner.segment.JiebaSegmenter`, so Chinese words and hashtags are kept
+Tokens come from :class:`miner.topics.segment.JiebaSegmenter`, so Chinese words and hashtags are kept
 (BERTopic's default vectorizer is English-only).
 """
 from __future__ import annotations

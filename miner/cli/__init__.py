@@ -12,9 +12,9 @@ import sys
 from miner.config import MinerConfig
 
 COMMAND_MODULES = (
-    "miner.cli_core",       # ingest, build, topics, predict
-    "miner.cli_audience",   # audience, metrics, simulate
-    "miner.cli_insight",    # trends, brief, search
+    "miner.cli.core",       # ingest, build, topics, predict
+    "miner.cli.audience",   # audience, metrics, simulate
+    "miner.cli.insight",    # trends, brief, search
 )
 
 

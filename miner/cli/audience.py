@@ -1,4 +1,4 @@
-"""CLI: simulate, audience, metrics (see miner/cli.py).
+"""CLI: simulate, audience, metrics (see miner/cli/__init__.py).
 
 ``python -m miner simulate``  writes the SIMULATED demo tables from data/demo/notes.parquet.
 ``python -m miner audience``  ingests engagements/audience/AIPS/orders(/spend) files (hashing user ids).
@@ -12,9 +12,9 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from miner.config import MinerConfig
+from miner.config import REPO_ROOT, MinerConfig
 
-SIMULATED_DIR = Path(__file__).resolve().parent.parent / "data" / "demo" / "simulated"
+SIMULATED_DIR = REPO_ROOT / "data" / "demo" / "simulated"
 DEMO_NOTES = SIMULATED_DIR.parent / "notes.parquet"
 FILE_TABLES = {"engagements": "engagements", "audience": "audience", "aips": "aips_stages", "orders": "orders",
                "spend": "spend"}
@@ -104,8 +104,8 @@ def _window_arg(text: str | None):
 
 
 def cmd_metrics(args, config: MinerConfig) -> int:
-    from miner.audience import Segment, topic_metrics_table
-    from miner.persist import load_snapshot
+    from miner.insights.audience import Segment, topic_metrics_table
+    from miner.topics.snapshot import load_snapshot
     from miner.store import Store
 
     k = args.k if args.k is not None else config.k_anonymity
