@@ -60,7 +60,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from miner.config import MinerConfig
-from miner.schema import INPUT_SCHEMAS, NOTES, Column, TableSchema
+from miner.schema import INPUT_SCHEMAS, NOTES, Column, TableSchema, split_tags
 from miner.store import Store
 
 __all__ = [
@@ -514,36 +514,9 @@ def _parse_bool(s: pd.Series) -> tuple[pd.Series, np.ndarray, list]:
 
 
 def _split_tags(value) -> list[str]:
-    """``['a','b']``, ``'a|b'``, ``'a,b'``, ``'a b'``, ``'#a# #b#'``, ``'#a[话题]#'`` → ``['a', 'b']``."""
-    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
-        return []
-    if isinstance(value, (list, tuple, np.ndarray)):
-        items = [str(v) for v in value if v is not None and not (isinstance(v, float) and math.isnan(v))]
-    else:
-        text = str(value).strip()
-        items = None
-        if text.startswith("[") and text.endswith("]"):
-            try:
-                parsed = json.loads(text)
-                if isinstance(parsed, list):
-                    items = [str(v) for v in parsed if v is not None]
-            except json.JSONDecodeError:
-                pass
-        if items is None:
-            if "#" in text:
-                items = text.split("#")
-            elif "|" in text:
-                items = text.split("|")
-            elif re.search(r"[,，、;；]", text):
-                items = re.split(r"[,，、;；]", text)
-            else:
-                items = text.split()
-    out: list[str] = []
-    for item in items:
-        tag = re.sub(r"\[话题\]$", "", item.strip(" \t\r\n|,，、;；#\ufeff")).strip()
-        if tag and tag not in out:
-            out.append(tag)
-    return out
+    """``['a','b']``, ``'a|b'``, ``'a,b'``, ``'a b'``, ``'#a# #b#'``, ``'#a[话题]#'`` → ``['a', 'b']``
+    (the shared rule, :func:`miner.schema.split_tags`)."""
+    return split_tags(value)
 
 
 def _parse_list(s: pd.Series) -> tuple[pd.Series, np.ndarray, list]:

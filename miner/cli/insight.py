@@ -98,7 +98,7 @@ def cmd_brief(args, config: MinerConfig) -> int:
 def cmd_search(args, config: MinerConfig) -> int:
     from miner.topics.embed import get_embedder
     from miner.topics.snapshot import load_snapshot
-    from miner.topics.pipeline import make_segmenter
+    from miner.topics.segment import make_segmenter
     from miner.insights.search import TopicSearcher
     snap = load_snapshot(config, args.run)
     embedder = get_embedder(snap.meta["embedding"]["model"])

@@ -19,7 +19,7 @@ from miner.config import MinerConfig
 from miner.topics.label import TopicLabeler
 from miner.topics.index import VectorIndex
 from miner.topics.snapshot import Snapshot, save_snapshot
-from miner.topics.segment import JiebaSegmenter, note_text
+from miner.topics.segment import make_segmenter, note_text  # noqa: F401  (make_segmenter: re-exported)
 
 ProgressFn = Callable[[str, float], None]
 
@@ -54,19 +54,6 @@ def data_hash(notes: pd.DataFrame, texts: list[str]) -> str:
     return h.hexdigest()[:12]
 
 
-def make_segmenter(config: MinerConfig, n_jobs: int = -1) -> JiebaSegmenter:
-    return JiebaSegmenter(user_dict_paths=config.user_dict_paths,
-                          extra_stopwords=_read_extra_stopwords(config), n_jobs=n_jobs)
-
-
-def _read_extra_stopwords(config: MinerConfig) -> list[str]:
-    from miner.topics.segment import read_word_list
-    words: list[str] = []
-    for path in config.extra_stopword_paths:
-        words.extend(read_word_list(path))
-    return words
-
-
 def topic_centroids(embeddings: np.ndarray, labels: np.ndarray, n_topics: int) -> np.ndarray:
     """Normalised mean embedding of each topic's members (in the original embedding space)."""
     sums = np.zeros((n_topics, embeddings.shape[1]), np.float64)
@@ -88,7 +75,7 @@ def build_topics(config: MinerConfig, notes: pd.DataFrame, embedder=None, show_p
     texts = notes_texts(notes)
 
     report("分词 segmenting", 0.05)
-    tokens = make_segmenter(config).segment_many(texts, show_progress=show_progress)
+    tokens = make_segmenter(config, n_jobs=-1).segment_many(texts, show_progress=show_progress)
 
     report("向量化 embedding", 0.15)
     embedder = embedder or get_embedder(config)
