@@ -128,6 +128,7 @@ class JiebaSegmenter:
         self._tokenizer = None
         self._stopwords = None
         self._phrase_joins: list[tuple[re.Pattern, str]] = []
+        self._dict_words: set[str] = set()
 
     # -- lazy setup (jieba's dictionary load takes ~1 s) -------------------------------------
     def _setup(self) -> None:
@@ -166,6 +167,7 @@ class JiebaSegmenter:
                 self._phrase_joins.append((re.compile(r"\s+".join(map(re.escape, word.split()))), joined))
                 word = joined
             tokenizer.add_word(word, freq, tag)
+            self._dict_words.add(word)
 
     @property
     def stopwords(self) -> frozenset[str]:
@@ -185,8 +187,12 @@ class JiebaSegmenter:
             tokens = [normalize_text(t, self.to_simplified) for t in tags]
         for word in self._tokenizer.lcut(rest):
             word = word.strip()
-            if (len(word) < 2 and word not in self._single) or word in self._stopwords \
-                    or not TOKEN_KEEP_RE.search(word):
+            if word in self._stopwords:
+                continue
+            if word in self._dict_words:            # a lexicon word is kept as written (618, 双11)
+                tokens.append(word)
+                continue
+            if (len(word) < 2 and word not in self._single) or not TOKEN_KEEP_RE.search(word):
                 continue
             tokens.append(word)
         return tokens
@@ -227,6 +233,7 @@ class JiebaSegmenter:
             setattr(self, name, value)
         self._tokenizer = None          # the dictionaries are loaded again on the next segment()
         self._phrase_joins = []
+        self._dict_words = set()
         return self
 
 
