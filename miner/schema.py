@@ -176,6 +176,8 @@ TOPICS_COLUMNS = {
     "keyword_scores": "list[float]",
     "size": "int, notes assigned",
     "representative_note_ids": "list[str], near the centroid and mutually diverse",
+    "coherence": "float, mean NPMI of the keyword pairs over the notes (−1…1)",
+    "is_mixed": "bool, coherence below the labeller's floor: 混合话题 (sort last, never recommend)",
 }
 ASSIGNMENTS_COLUMNS = {NOTE_ID: "str", TOPIC_ID: "int (−1 outlier)", SCORE: "float"}
 

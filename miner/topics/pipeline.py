@@ -92,16 +92,20 @@ def build_topics(config: MinerConfig, notes: pd.DataFrame, embedder=None, show_p
     centroids = topic_centroids(embeddings, labels, clusterer.n_topics_)
 
     report("标注 labelling", 0.85)
-    labeler = TopicLabeler(config.n_keywords, config.n_representatives).fit(tokens, labels, embeddings, centroids)
+    tags = notes[schema.TAGS].tolist() if schema.TAGS in notes else None
+    labeler = TopicLabeler(config.n_keywords, config.n_representatives, embedder=embedder,
+                           word_cache=cache).fit(tokens, labels, embeddings, centroids, tags=tags)
     note_ids = notes[schema.NOTE_ID].astype(str).to_numpy()
     sizes = np.bincount(labels[labels >= 0], minlength=clusterer.n_topics_)
     topics = pd.DataFrame({
-        schema.TOPIC_ID: [t.topic_id for t in labeler.labels_],
-        "label": [t.label for t in labeler.labels_],
-        "keywords": [t.keywords for t in labeler.labels_],
-        "keyword_scores": [t.keyword_scores for t in labeler.labels_],
+        schema.TOPIC_ID: [t.topic_id for t in labeler.topics_],
+        "label": [t.label for t in labeler.topics_],
+        "keywords": [t.keywords for t in labeler.topics_],
+        "keyword_scores": [t.keyword_scores for t in labeler.topics_],
         "size": sizes.astype(int),
-        "representative_note_ids": [[str(note_ids[r]) for r in t.representative_rows] for t in labeler.labels_],
+        "representative_note_ids": [[str(note_ids[r]) for r in t.representative_rows] for t in labeler.topics_],
+        "coherence": [t.coherence for t in labeler.topics_],
+        "is_mixed": [t.is_mixed for t in labeler.topics_],
     })
     assignments = pd.DataFrame({schema.NOTE_ID: note_ids, schema.TOPIC_ID: labels.astype(int),
                                 schema.SCORE: clusterer.scores_})

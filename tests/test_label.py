@@ -53,7 +53,7 @@ def test_labeler_produces_one_entry_per_topic(review_vectors):
     centroids = np.stack([X[labels == t].mean(0) for t in range(4)])
     centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
     lab = TopicLabeler(n_keywords=5, n_representatives=3).fit(tokens, labels, X, centroids)
-    assert [t.topic_id for t in lab.labels_] == [0, 1, 2, 3]
-    for t in lab.labels_:
+    assert [t.topic_id for t in lab.topics_] == [0, 1, 2, 3]
+    for t in lab.topics_:
         assert len(t.keywords) == 5 and t.label
         assert all(labels[r] == t.topic_id for r in t.representative_rows)
