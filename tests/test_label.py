@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from miner.topics.label import ClassTfidf, TopicLabeler, representative_indices, short_label
 
@@ -57,3 +58,71 @@ def test_labeler_produces_one_entry_per_topic(review_vectors):
     for t in lab.topics_:
         assert len(t.keywords) == 5 and t.label
         assert all(labels[r] == t.topic_id for r in t.representative_rows)
+
+
+# ---- coherence and re-ranking ------------------------------------------------------------------------
+def test_npmi_hand_computed():
+    from miner.topics.label import doc_term_matrix, npmi_coherence
+    docs = [["a", "b"], ["a", "b"], ["a", "c"], ["d"]]
+    vocab = ["a", "b", "c", "d"]
+    X = doc_term_matrix(docs, vocab)
+    index = {t: i for i, t in enumerate(vocab)}
+    ab = np.log(0.5 / (0.75 * 0.5)) / -np.log(0.5)        # P(a)=3/4, P(b)=1/2, P(ab)=1/2
+    ac = np.log(0.25 / (0.75 * 0.25)) / -np.log(0.25)     # P(c)=1/4, P(ac)=1/4
+    assert npmi_coherence(["a", "b"], X, index) == pytest.approx(ab)
+    assert npmi_coherence(["a", "b", "c"], X, index) == pytest.approx((ab + ac - 1.0) / 3)   # b, c never meet
+    assert npmi_coherence(["a", "zzz"], X, index) == -1.0                                    # unseen word
+    assert npmi_coherence(["a"], X, index) == 0.0
+
+
+class WordEmbedder:
+    """Fixed vectors per word: 穿搭 and 搭配 are the same direction (near-synonyms)."""
+
+    model_id = "words"
+    dim = 3
+    VECS = {"穿搭": [1, 0, 0], "搭配": [1, 0, 0], "外套": [0.8, 0, 0.6], "平价": [0, 0, 1],
+            "露营": [0, 1, 0], "帐篷": [0, 0.9, 0.44], "天幕": [0, 0.8, 0.6]}
+
+    def __init__(self):
+        self.seen = []
+
+    def encode(self, texts, kind="passage", show_progress=None):
+        self.seen.append(list(texts))
+        v = np.array([self.VECS.get(t, [0.3, 0.3, 0.3]) for t in texts], dtype=np.float32)
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def _fashion_and_camping():
+    tokens = ([["穿搭", "搭配", "外套"]] * 4 + [["穿搭", "搭配", "平价"]] * 2
+              + [["露营", "帐篷", "天幕"]] * 4 + [["露营", "帐篷"]] * 2)
+    topics = np.array([0] * 6 + [1] * 6)
+    X = np.array([[1, 0, 0.1]] * 6 + [[0, 1, 0.1]] * 6, dtype=np.float32)
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    C = np.stack([X[topics == t].mean(0) for t in (0, 1)])
+    return tokens, topics, X, C / np.linalg.norm(C, axis=1, keepdims=True)
+
+
+def test_mmr_rerank_skips_near_synonyms_and_embeds_each_word_once():
+    tokens, topics, X, C = _fashion_and_camping()
+    plain = TopicLabeler(n_keywords=3, n_representatives=1).fit(tokens, topics, X, C)
+    assert set(plain.topics_[0].keywords[:2]) == {"穿搭", "搭配"}       # c-TF-IDF order: both synonyms
+    emb = WordEmbedder()
+    lab = TopicLabeler(n_keywords=3, n_representatives=1, embedder=emb, label_diversity=0.5).fit(tokens, topics, X, C)
+    first = lab.topics_[0]
+    assert first.keywords[0] in ("穿搭", "搭配")
+    assert not {"穿搭", "搭配"} <= set(first.keywords[:2])              # the synonym waits its turn
+    assert first.label.split("·")[:2] == first.keywords[:2]
+    assert len(emb.seen) == 1 and len(emb.seen[0]) == len(set(emb.seen[0]))   # one batch, unique words
+
+
+def test_coherence_flags_a_mixed_topic():
+    # topic 0: its words always meet; topic 1: two unrelated halves glued together
+    tokens = [["猫粮", "猫砂"]] * 5 + [["基金", "股票"]] * 3 + [["手游", "抽卡"]] * 3
+    topics = np.array([0] * 5 + [1] * 6)
+    X = np.eye(3, dtype=np.float32)[[0] * 5 + [1] * 3 + [2] * 3]
+    C = np.stack([X[topics == t].mean(0) for t in (0, 1)])
+    C /= np.linalg.norm(C, axis=1, keepdims=True)
+    lab = TopicLabeler(n_keywords=4, n_representatives=1, min_df=1, min_coherence=-0.2).fit(tokens, topics, X, C)
+    coherent, mixed = lab.topics_
+    assert coherent.coherence == pytest.approx(1.0) and not coherent.is_mixed
+    assert mixed.coherence < -0.2 and mixed.is_mixed

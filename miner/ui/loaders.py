@@ -92,10 +92,11 @@ def embedder(model: str):
 @st.cache_resource(max_entries=2, show_spinner="建立搜索索引 Building search index…")
 def searcher(snapshots_dir: str, run_id: str):
     from miner.insights.search import TopicSearcher
+    from miner.topics.segment import make_segmenter
     snap = load_snapshot(snapshots_dir, run_id)
-    found = TopicSearcher(snap, embedder(snap.meta["embedding"]["model"])).fit()
-    found.query_terms("预热 warm-up")       # loads the query segmenter's dictionary now, not on the first query
-    return found
+    # the workspace's dictionaries and extra stopwords cut queries as they cut the notes (#9)
+    return TopicSearcher(embedder=embedder(snap.meta["embedding"]["model"]),
+                         segmenter=make_segmenter(MinerConfig.load())).fit(snap)
 
 
 @st.cache_resource(show_spinner=False)
