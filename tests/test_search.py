@@ -158,15 +158,51 @@ def test_empty_or_punctuation_query_gives_an_explicit_empty_result(query):
 def test_strong_match_and_no_match_are_told_apart():
     snap = ToySnapshot()
     # topics lie on axes 0, 1, 2; a query on axis 0 stands out for topic 0 only
-    strong = TopicSearcher(AxisEmbedder([1, 0, 0, 0]), strong_z=2.0).fit(snap).search("露营 帐篷", k=3)
+    strong = TopicSearcher(AxisEmbedder([1, 0, 0, 0]), calibration="topics", strong_z=2.0).fit(snap).search(
+        "露营 帐篷", k=3)
     assert not strong.no_match and strong.message == ""
     assert [i.match for i in strong] == ["strong", "weak", "weak"]
     assert strong[0].relevance > 2.0 > strong[1].relevance
     # a query on axis 3 (the outlier note's direction) is equally far from all three topics
-    off = TopicSearcher(AxisEmbedder([0, 0, 0, 1]), strong_z=2.0).fit(snap).search("量子色动力学", k=3)
+    off = TopicSearcher(AxisEmbedder([0, 0, 0, 1]), calibration="topics", strong_z=2.0).fit(snap).search(
+        "量子色动力学", k=3)
     assert off.no_match and len(off) == 3 and all(i.match == "weak" for i in off)
     assert "没有话题" in off.message and "量子色动力学" in off.message
     assert max(i.relevance for i in off) < 2.0
+
+
+class WordAxisEmbedder:
+    """Texts with a camping / fashion / skincare word go to axis 0 / 1 / 2, anything else to axis 3."""
+
+    model_id = "toy"
+    WORDS = {"露营": 0, "帐篷": 0, "天幕": 0, "穿搭": 1, "外套": 1, "护肤": 2, "面霜": 2, "精华": 2}
+
+    def __init__(self):
+        self.batches = []
+
+    def encode(self, texts, kind="passage", show_progress=None):
+        self.batches.append(list(texts))
+        axes = [next((a for w, a in self.WORDS.items() if w in t), 3) for t in texts]
+        return np.eye(4, dtype=np.float32)[axes]
+
+
+def test_label_calibration_measures_against_the_other_topics_labels():
+    emb = WordAxisEmbedder()
+    searcher = TopicSearcher(emb).fit(ToySnapshot())
+    assert emb.batches[0] == ["露营 帐篷", "穿搭 外套", "护肤 面霜"]      # each topic's label, one batch at fit
+    # topic 0's baseline: the labels of topics 1 and 2, hand-computed from the centred cosines
+    C = ToySnapshot().centroids
+    mu = ToySnapshot().embeddings.mean(axis=0)
+    cos = [float((C[0] - mu) @ (e - mu) / np.linalg.norm(C[0] - mu) / np.linalg.norm(e - mu))
+           for e in np.eye(4, dtype=np.float32)[[1, 2]]]
+    assert searcher.background_mean_[0] == pytest.approx(np.mean(cos), abs=1e-5)
+    assert searcher.background_sd_[0] == pytest.approx(np.std(cos), abs=1e-5)
+    hit = searcher.search("露营", k=3)
+    assert not hit.no_match and hit[0].topic_id == 0 and hit[0].match == "strong"
+    assert hit[0].relevance == pytest.approx((hit[0].semantic_score - searcher.background_mean_[0])
+                                             / max(searcher.background_sd_[0], 0.02))
+    miss = searcher.search("量子色动力学", k=3)          # axis 3: leans to no topic (centred cosine < 0.15)
+    assert miss.no_match and all(i.match == "weak" for i in miss)
 
 
 def test_relevance_is_the_z_score_against_the_other_topics():
@@ -217,7 +253,8 @@ def test_searcher_is_an_sklearn_estimator():
 
 
 def test_search_result_to_dict_round_trips_the_flags():
-    result = TopicSearcher(AxisEmbedder([1, 0, 0, 0]), strong_z=2.0).fit(ToySnapshot()).search("露营", k=2)
+    result = TopicSearcher(AxisEmbedder([1, 0, 0, 0]), calibration="topics", strong_z=2.0).fit(
+        ToySnapshot()).search("露营", k=2)
     d = result.to_dict()
     assert d["no_match"] is False and d["ideas"][0]["match"] == "strong" and len(d["ideas"]) == 2
 

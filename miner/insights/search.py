@@ -36,15 +36,19 @@ query) and ``keyword_score`` (topic BM25 ÷ the best topic's) are reported along
 explanation.
 
 **Knowing when nothing matches.** Ranks alone always yield ``k`` topics, so each idea also gets a
-calibrated ``relevance``: the z-score of its centred cosine against the query's similarity
-distribution over the other topics, ``z_t = (s_t − mean_{u≠t} s_u) / std_{u≠t} s_u`` (a real
-match stands out from the other topics; an off-domain query is about equally far from all). An idea is a
-``"strong"`` match when ``z ≥ strong_z`` and its centred cosine is at least ``min_cosine``, or when
-the query's words are common in the topic (it is in the keyword list with coverage
-``≥ keyword_coverage_strong``) and ``z ≥ keyword_z``; otherwise ``"weak"``. A result without a
-strong idea has ``no_match=True`` and a Chinese message saying that no topic matches well; its
-ideas are the nearest ones, flagged weak. An empty or punctuation-only query returns an
-``empty_query`` result with a message (nothing is embedded).
+calibrated ``relevance``: a z-score of its centred cosine against an off-topic baseline. With
+``calibration="labels"`` (default) the baseline of topic ``t`` is the centred cosine to ``t`` of
+*other* topics' label queries (each topic's label and two triples of its keywords, embedded as
+queries at fit time): ``z_t = (s_t − mean_t) / std_t``. This corrects hub topics that every short or
+odd query lands near ("音乐·翻唱" for "asdfghjkl", "12345", "<script>"). With
+``calibration="topics"`` the baseline is the query's own scores over the other topics,
+``(s_t − mean_{u≠t} s_u) / std_{u≠t} s_u``. An idea is a ``"strong"`` match when ``z ≥ strong_z``
+and its centred cosine is at least ``min_cosine``, or when the query's words are common in the
+topic (it is in the keyword list and ``≥ keyword_coverage_strong`` of its notes hold a query word)
+and ``z ≥ keyword_z``; otherwise ``"weak"``. A result without a strong idea has ``no_match=True``
+and a Chinese message saying that no topic matches well; its ideas are the nearest ones, flagged
+weak. An empty or punctuation-only query returns an ``empty_query`` result with a message
+(nothing is embedded). Thresholds: ``bench/search_quality.py`` (RESULTS.md).
 
 Typos and synonyms are only bridged by the embedding model (a semantic model, not the lexical
 ``hashing`` one).
@@ -97,6 +101,7 @@ class TopicIdea:
     matched_keywords: list[str]
     examples: list[ExampleNote]
     relevance: float = 0.0     # z-score of semantic_score against the other topics' for this query
+    keyword_coverage: float = 0.0   # share of the topic's notes holding a query word
     match: str = WEAK          # "strong" / "weak" (see the module doc)
     stage: str | None = None           # lifecycle stage (miner.insights.trends)
     stage_zh: str | None = None
@@ -187,7 +192,9 @@ class TopicSearcher(BaseEstimator):
     rrf_k, weights : RRF constant and the weight of the (centroid, notes, keyword) lists.
     k1, b : BM25 parameters. max_expansions : vocabulary words per out-of-vocabulary Chinese token.
     n_examples : example notes per idea. min_keyword_notes, min_keyword_coverage : entry to the keyword list.
-    strong_z, min_cosine : semantic floor of a strong match (z-score among topics, centred cosine).
+    calibration : ``"labels"`` (z against other topics' label queries) or ``"topics"`` (z against
+        the query's scores over the other topics); see the module doc.
+    strong_z, min_cosine : semantic floor of a strong match (z-score, centred cosine).
     keyword_coverage_strong, keyword_z : keyword route to a strong match (share of the topic's notes
         holding the query words, and the z-score it still needs).
 
@@ -196,6 +203,7 @@ class TopicSearcher(BaseEstimator):
     model_id_, run_id_ : the snapshot's embedding model and run.
     note_topic_, topic_ids_, topic_label_, keywords_, representatives_, topic_sizes_ : per note / topic.
     mean_, centred_norms_ : mean note embedding and ``|c − μ|`` per centroid (hubness correction).
+    background_mean_, background_sd_ : per-topic off-topic baseline (``calibration="labels"``; else None).
     bm25_, vocabulary_, df_, term_index_ : the BM25 matrix over note tokens.
     engagement_, note_ids_, titles_, row_of_note_ : per-note display data.
     trends_, opportunity_, stage_, opportunity_by_topic_ : joined insight tables.
@@ -206,8 +214,8 @@ class TopicSearcher(BaseEstimator):
                  opportunity: pd.DataFrame | None = None, n_note_hits: int = 200, top_note_hits: int = 3,
                  rrf_k: int = 60, weights: tuple[float, float, float] = (1.0, 1.0, 2.0), k1: float = 1.2,
                  b: float = 0.75, max_expansions: int = 5, n_examples: int = 3, min_keyword_notes: int = 2,
-                 min_keyword_coverage: float = 0.02, strong_z: float = 2.5, min_cosine: float = 0.1,
-                 keyword_coverage_strong: float = 0.1, keyword_z: float = 1.0):
+                 min_keyword_coverage: float = 0.02, calibration: str = "labels", strong_z: float = 3.0,
+                 min_cosine: float = 0.15, keyword_coverage_strong: float = 0.1, keyword_z: float = 1.0):
         self.embedder = embedder
         self.segmenter = segmenter
         self.trends = trends
@@ -222,6 +230,7 @@ class TopicSearcher(BaseEstimator):
         self.n_examples = n_examples
         self.min_keyword_notes = min_keyword_notes
         self.min_keyword_coverage = min_keyword_coverage
+        self.calibration = calibration
         self.strong_z = strong_z
         self.min_cosine = min_cosine
         self.keyword_coverage_strong = keyword_coverage_strong
@@ -242,6 +251,8 @@ class TopicSearcher(BaseEstimator):
                              f"{self.embedder.model_id}; search with the same embedding model")
         if len(self.weights) != 3 or min(self.weights) < 0 or sum(self.weights) <= 0:
             raise ValueError(f"weights must be three numbers ≥ 0 (centroid, notes, keyword), got {self.weights}")
+        if self.calibration not in ("labels", "topics"):
+            raise ValueError(f"calibration must be 'labels' or 'topics', got {self.calibration!r}")
         notes = snap.notes
         if "tokens" not in notes.columns:
             raise ValueError("snapshot notes have no 'tokens' column; rebuild the snapshot")
@@ -273,6 +284,7 @@ class TopicSearcher(BaseEstimator):
             C = np.asarray(centroids, dtype=np.float32)
             C = C / np.maximum(np.linalg.norm(C, axis=1, keepdims=True), 1e-12)   # as the index holds them
             self.centred_norms_ = np.maximum(np.linalg.norm(C - self.mean_, axis=1), 1e-6)
+        self.background_mean_, self.background_sd_ = self._background(n_topics)
         self.bm25_, self.vocabulary_, self.df_ = bm25_matrix([schema.list_cell(t) for t in notes["tokens"]],
                                                              self.k1, self.b)
         self.term_index_ = {t: i for i, t in enumerate(self.vocabulary_)}
@@ -304,6 +316,28 @@ class TopicSearcher(BaseEstimator):
         self.segmenter_ = _default_segmenter() if self.segmenter is None else self.segmenter
         self.segmenter_.segment("预热")   # load jieba's dictionary now, not on the first query
         return self
+
+    def _background(self, n_topics: int):
+        """Per topic: mean and std of the centred cosine of the other topics' label queries."""
+        if self.calibration != "labels" or n_topics < 3:
+            return None, None
+        texts, owner = [], []
+        for t in range(n_topics):
+            kws = self.keywords_[t]
+            for text in (self.topic_label_[t].replace("·", " "), " ".join(kws[3:6]), " ".join(kws[6:9])):
+                if text.strip():
+                    texts.append(text)
+                    owner.append(t)
+        B = np.asarray(self.embedder.encode(texts, kind="query"), dtype=np.float32).reshape(len(texts), -1)
+        scores = self._centroid_scores(B - self.mean_ if self.mean_ is not None else B, n_topics)
+        owner = np.asarray(owner)
+        other = owner[:, None] != np.arange(n_topics)[None, :]
+        finite = np.isfinite(scores) & other
+        cnt = np.maximum(finite.sum(axis=0), 1)
+        vals = np.where(finite, scores, 0.0)
+        mean = vals.sum(axis=0) / cnt
+        sd = np.sqrt(np.maximum((vals ** 2).sum(axis=0) / cnt - mean ** 2, 0.0))
+        return mean, sd
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "term_index_"):
@@ -404,7 +438,11 @@ class TopicSearcher(BaseEstimator):
             rank_of[name] = ranks
         fused /= sum(self.weights) / (self.rrf_k + 1)
 
-        relevance = self.relevance_z(centroid)
+        if self.background_mean_ is not None:
+            z = (centroid - self.background_mean_) / np.maximum(self.background_sd_, 0.02)
+            relevance = np.where(np.isfinite(centroid), z, -np.inf)
+        else:
+            relevance = self.relevance_z(centroid)
         strong = self._is_strong(centroid, relevance, kw_member, coverage)
         best_kw = keyword.max() if keyword.size and keyword.max() > 0 else 1.0
         order = np.lexsort((np.arange(n_topics), -centroid, -fused))[:k]
@@ -423,7 +461,8 @@ class TopicSearcher(BaseEstimator):
                 semantic_score=float(centroid[t]) if np.isfinite(centroid[t]) else 0.0,
                 keyword_score=float(keyword[t] / best_kw), matched_keywords=matched,
                 examples=self._examples(t, hits_by_topic.get(t, []), kw_sorted_rows[lo:hi][: self.n_examples]),
-                relevance=float(relevance[t]), match=STRONG if strong[t] else WEAK,
+                relevance=float(relevance[t]), keyword_coverage=float(coverage[t]) if kw_member[t] else 0.0,
+                match=STRONG if strong[t] else WEAK,
                 stage=stage[0], stage_zh=stage[1], opportunity=self.opportunity_by_topic_.get(t),
                 keywords=list(self.keywords_[t]), size=int(self.topic_sizes_[t]),
                 ranks={name: int(r[t]) for name, r in rank_of.items() if r[t] > 0}))
@@ -433,17 +472,18 @@ class TopicSearcher(BaseEstimator):
 
     # -- scores -----------------------------------------------------------------------------------------
     def _centroid_scores(self, qc: np.ndarray, n_topics: int) -> np.ndarray:
-        """Centred cosine cos(c − μ, q − μ) of every topic centroid (−inf where the index has none)."""
+        """Centred cosine cos(c − μ, q − μ) of every topic centroid (−inf where the index has none);
+        one row per query row, squeezed for a single query."""
         cos, ids = self.topic_index_.search(qc, n_topics)
-        centroid = np.full(n_topics, -np.inf)
-        valid = ids[0] >= 0
-        centroid[ids[0][valid]] = cos[0][valid]
+        out = np.full((len(qc), n_topics), -np.inf)
+        rows, cols = np.nonzero(ids >= 0)
+        out[rows, ids[rows, cols]] = cos[rows, cols]
         if self.centred_norms_ is not None:
             # FAISS gave c·(q−μ)/|q−μ|; turn it into cos(c − μ, q − μ), the centred cosine
-            qn = float(np.linalg.norm(qc))
-            if qn > 0:
-                centroid = (centroid - float(self.mean_ @ qc[0]) / qn) / self.centred_norms_
-        return centroid
+            qn = np.linalg.norm(qc, axis=1)
+            shift = (qc @ self.mean_) / np.maximum(qn, 1e-12)
+            out = np.where(qn[:, None] > 0, (out - shift[:, None]) / self.centred_norms_, out)
+        return out[0] if len(qc) == 1 else out
 
     def _note_scores(self, qc: np.ndarray, n_topics: int):
         """Per topic: mean similarity of its best ``top_note_hits`` note hits, and its hits (row, sim)."""
