@@ -14,7 +14,9 @@
    to the topic centroid (both minus their mean, min-max scaled within the topic) +
    ``keyword_weight`` × its c-TF-IDF weight ÷ the topic's best; each pick is penalised by
    ``label_diversity`` × its largest cosine to the words already picked, so 穿搭·穿搭分享·搭配 does
-   not fill a label. Without an embedder the c-TF-IDF order is kept.
+   not fill a label. The first ``n_label_words`` picks make the label and lead the keywords; the
+   other keywords follow the c-TF-IDF order (words common in the topic's notes, which keeps the
+   keyword set coherent). Without an embedder the c-TF-IDF order is kept.
 3. **Coherence.** ``coherence`` is the mean NPMI (Bouma 2009) of the pairs of the topic's keywords over
    the corpus notes (document co-occurrence; a pair never seen together scores −1). A topic below
    ``min_coherence`` is flagged ``is_mixed`` (混合话题): its keywords do not go together in notes.
@@ -205,6 +207,7 @@ class TopicLabeler:
         (at least 2) a candidate must occur in. label_diversity : MMR weight for keywords.
     keyword_weight : weight of the c-TF-IDF score in a candidate's relevance (0…1).
     min_coherence : NPMI below which a topic is flagged ``is_mixed`` (混合话题).
+    n_label_words : words in the short label (picked by MMR; the rest of the keywords follow c-TF-IDF).
 
     Attributes
     ----------
@@ -215,7 +218,7 @@ class TopicLabeler:
     def __init__(self, n_keywords: int = 10, n_representatives: int = 5, min_df: int = 2,
                  diversity: float = 0.3, embedder=None, word_cache=None, n_candidates: int = 30,
                  min_topic_df: float = 0.02, label_diversity: float = 0.3, keyword_weight: float = 0.5,
-                 min_coherence: float = -0.5):
+                 min_coherence: float = -0.8, n_label_words: int = 3):
         self.n_keywords = n_keywords
         self.n_representatives = n_representatives
         self.min_df = min_df
@@ -227,6 +230,7 @@ class TopicLabeler:
         self.label_diversity = label_diversity
         self.keyword_weight = keyword_weight
         self.min_coherence = min_coherence
+        self.n_label_words = n_label_words
 
     def fit(self, token_lists, topic_ids, embeddings: np.ndarray, centroids: np.ndarray, tags=None):
         """Label each topic 0..len(centroids)−1; ``tags`` (hashtags per note) add candidates."""
@@ -243,13 +247,13 @@ class TopicLabeler:
         self.topics_ = []
         for topic, words in enumerate(ranked):
             keywords = [w for w, _ in words]
+            label = short_label(keywords)
             members = np.flatnonzero(topic_ids == topic)
             reps = representative_indices(embeddings, members, centroids[topic],
                                           self.n_representatives, self.diversity)
             coherence = round(npmi_coherence(keywords, doc_terms, term_index), 6)
-            self.topics_.append(TopicLabels(topic, short_label(keywords), keywords,
-                                            [round(s, 6) for _, s in words], reps, coherence,
-                                            bool(coherence < self.min_coherence)))
+            self.topics_.append(TopicLabels(topic, label, keywords, [round(s, 6) for _, s in words], reps,
+                                            coherence, bool(coherence < self.min_coherence)))
         return self
 
     # -- candidates ---------------------------------------------------------------------------------
@@ -307,5 +311,9 @@ class TopicLabeler:
             kw = kw / kw.max() if kw.max() > 0 else kw
             relevance = (1 - self.keyword_weight) * sem + self.keyword_weight * kw
             order = mmr_order(relevance, vecs, n, self.label_diversity)
-            out.append([(cands[i][0], float(relevance[i])) for i in order])
+            label_words = short_label([cands[i][0] for i in order], self.n_label_words).split("·")
+            # keywords: the label's words first, then the c-TF-IDF order (which keeps them coherent)
+            score = dict(cands)
+            rest = [w for w, s in cands if s > 0 and w not in label_words]
+            out.append([(w, float(score.get(w, 0.0))) for w in (label_words + rest)[:n]])
         return out
