@@ -193,7 +193,12 @@ def validate_chunk(
 
     bad = np.zeros(n, dtype=bool)
     parts = []
+    unparsed = raw[PARSE_ERROR].notna().to_numpy() if PARSE_ERROR in raw.columns else np.zeros(n, dtype=bool)
     for mask, column, reason in found:
+        if column != "(line)" and unparsed.any():   # a line that did not parse: its one reason is enough
+            if not isinstance(reason, str):
+                reason = np.asarray(reason, dtype=object)[~unparsed[mask]]
+            mask = mask & ~unparsed
         positions = np.flatnonzero(mask)
         if not len(positions):
             continue
