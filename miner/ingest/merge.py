@@ -137,6 +137,12 @@ def merge_stage(con: duckdb.DuckDBPyConnection, schema: TableSchema, mode: str, 
     return staged, written
 
 
+def _as_list(value) -> list:
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return []
+    return list(value)
+
+
 def load_table(config: MinerConfig, name: str) -> pd.DataFrame:
     """Read a stored input table with schema dtypes and column order, ordered by the schema key.
 
@@ -170,7 +176,7 @@ def load_table(config: MinerConfig, name: str) -> pd.DataFrame:
         elif col.dtype == "bool":
             frame[col.name] = s.astype("boolean")
         elif col.dtype == "list":
-            frame[col.name] = s.map(lambda v: [] if v is None or (isinstance(v, float) and math.isnan(v)) else list(v))
+            frame[col.name] = s.map(_as_list)
         elif col.dtype == "text":
             frame[col.name] = s.fillna("").astype(object)
         else:
