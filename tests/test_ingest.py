@@ -488,3 +488,23 @@ def _stored_tables(config) -> set[str]:
         return set()
     with duckdb.connect(str(config.db_path), read_only=True) as con:
         return {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+
+
+def test_ragged_line_after_arrow_delivered_chunks(real_notes, config, tmp_path, monkeypatch):
+    """Arrow streams a few blocks, then meets the ragged line: the Python reader resumes after them."""
+    import miner.ingest.read as read
+    monkeypatch.setattr(read, "_BLOCK_BYTES", 4096)                   # several Arrow blocks
+    resumed = []
+    python_reader = read._iter_csv_py
+    monkeypatch.setattr(read, "_iter_csv_py", lambda *a, **k: resumed.append(k["skip_records"]) or python_reader(*a, **k))
+    frame = pd.concat([real_notes] * 5, ignore_index=True)
+    frame["note_id"] = [f"n{i}" for i in range(len(frame))]
+    path = write_csv(frame, tmp_path / "big.csv")
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write("only,three,fields\n")
+        fh.write(frame.iloc[[0]].assign(note_id="last").to_csv(index=False, header=False))
+    report = ingest_file(path, NOTES, config, chunk_rows=3)
+    assert (report.rows_read, report.rows_accepted, report.rows_rejected) == (42, 41, 1)
+    assert rejects_of(report)["row"].tolist() == ["41"]
+    assert resumed and 0 < resumed[0] < 40                          # Arrow had delivered some rows
+    assert sorted(load_notes(config)["note_id"]) == sorted([*frame["note_id"], "last"])

@@ -12,6 +12,7 @@ and :func:`load_table` reads such a table with the defaults filled in.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import duckdb
 import pandas as pd
@@ -152,12 +153,15 @@ def load_table(config: MinerConfig, name: str) -> pd.DataFrame:
     gained after the table was written come back with their defaults.
     """
     schema = resolve_schema(name)
-    store = Store(config.db_path, read_only=True)
-    if not store.has_table(schema.name):
-        raise FileNotFoundError(f"no '{schema.name}' table in {config.db_path}; ingest a {schema.name} file first")
+    missing_table = FileNotFoundError(f"no '{schema.name}' table in {config.db_path}; "
+                                      f"ingest a {schema.name} file first")
+    if not Path(config.db_path).exists():
+        raise missing_table
     order = ", ".join(f'"{k}"' for k in schema.key)
-    with store.connect() as con:
+    with Store(config.db_path, read_only=True).connect() as con:
         stored = table_columns(con, schema.name)
+        if not stored:
+            raise missing_table
         missing = {c.name for c in _addable(schema, stored)}
         select = ", ".join(f'{_sql_default(c, schema)} AS "{c.name}"' if c.name in missing else f'"{c.name}"'
                            for c in schema.columns)

@@ -35,6 +35,7 @@ PARQUET_SUFFIXES = {".parquet", ".pq"}
 PARSE_ERROR = "__parse_error__"   # internal column: a line that did not parse (JSONL) or is ragged (CSV)
 SOURCE = "__source__"             # internal column: 'Sheet!line' of an Excel row when several sheets are read
 RAGGED = "CSV 列数不符 ragged"   # start of the PARSE_ERROR reason of a ragged CSV line
+_BLOCK_BYTES = 1 << 24           # Arrow CSV block: one batch per 16 MiB
 _FIELD_LIMIT = 1 << 30            # csv module's per-field limit (default 128 KiB would refuse long bodies)
 
 
@@ -152,7 +153,7 @@ def _iter_csv(path: Path, sep: str, encoding: str, chunk_rows: int) -> Iterator[
         reader = pacsv.open_csv(
             path,
             read_options=pacsv.ReadOptions(encoding="utf8" if encoding == "utf-8-sig" else encoding,
-                                           block_size=1 << 24),
+                                           block_size=_BLOCK_BYTES),
             parse_options=pacsv.ParseOptions(delimiter=sep, newlines_in_values=True),
             convert_options=pacsv.ConvertOptions(column_types={h: pa.string() for h in header},
                                                  strings_can_be_null=False, quoted_strings_can_be_null=False),
