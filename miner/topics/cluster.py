@@ -32,7 +32,8 @@ import numpy as np
 from scipy import sparse
 from sklearn.metrics import silhouette_score
 
-OUTLIER = -1
+from miner.schema import OUTLIER
+
 
 
 def as_float32_normalized(X) -> np.ndarray:
