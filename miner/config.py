@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -38,7 +38,18 @@ class MinerConfig:
     k_anonymity: int = 50
     attribution_days: int = 15
     timezone: str = "Asia/Shanghai"
-    extra: dict = field(default_factory=dict)
+
+    @property
+    def demo_dir(self) -> Path:
+        return Path(self.data_dir) / "demo"
+
+    @property
+    def dicts_dir(self) -> Path:
+        return Path(self.data_dir) / "dicts"
+
+    @property
+    def calendar_path(self) -> Path:
+        return Path(self.data_dir) / "calendar" / "marketing_nodes.json"
 
     @property
     def db_path(self) -> Path:

@@ -89,11 +89,11 @@ class Workspace:
     # ---- paths ---------------------------------------------------------------------------------
     @property
     def demo_notes_path(self) -> Path:
-        return Path(self.config.data_dir) / "demo" / "notes.parquet"
+        return self.config.demo_dir / "notes.parquet"
 
     @property
     def simulated_dir(self) -> Path:
-        return Path(self.config.data_dir) / "demo" / "simulated"
+        return self.config.demo_dir / "simulated"
 
     # ---- state ---------------------------------------------------------------------------------
     def store(self, read_only: bool = False):
