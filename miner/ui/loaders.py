@@ -95,10 +95,32 @@ def snapshot(source: Source):
     return load_snapshot(source.snapshots_dir, source.run_id)
 
 
-@st.cache_resource(max_entries=2, show_spinner="加载向量模型 Loading embedding model…")
-def embedder(model: str):
+@st.cache_resource(max_entries=2, show_spinner=False)
+def _embedder_loading(model: str):
+    """A future of the embedder, loading in a background thread from the first page view on."""
+    from concurrent.futures import ThreadPoolExecutor
     from miner.topics.embed import get_embedder
-    return get_embedder(model)
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedder-warmup")
+    future = pool.submit(get_embedder, model)
+    pool.shutdown(wait=False)
+    return future
+
+
+def warm_up(model: str) -> None:
+    """Start loading the embedder now, so the first search does not wait for it (returns at once)."""
+    _embedder_loading(model)
+
+
+def embedder(model: str):
+    """The embedder (shared by every session); waits for the background load if still running."""
+    future = _embedder_loading(model)
+    if not future.done():
+        with st.spinner("加载向量模型 Loading embedding model…"):
+            future.result()
+    if future.exception() is not None:        # do not cache a failed load: the next call retries
+        _embedder_loading.clear()
+        raise future.exception()
+    return future.result()
 
 
 @st.cache_resource(max_entries=2, show_spinner="建立搜索索引 Building search index…")
