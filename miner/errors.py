@@ -1,22 +1,15 @@
-"""Errors the front ends catch by type: a :class:`MinerError` carries a message meant for the user.
-
-The CLI prints ``str(exc)`` and exits with ``exc.exit_code``; the app shows ``str(exc)`` as plain
-text. Nothing here imports the rest of the package.
-"""
+"""Errors a front end shows to people (the CLI maps them to exit codes, the app to messages)."""
 from __future__ import annotations
-
-__all__ = ["MinerError", "WorkspaceBusyError", "EXIT_BUSY"]
-
-EXIT_BUSY = 75   # EX_TEMPFAIL (sysexits.h): try again later
 
 
 class MinerError(Exception):
-    """Base class of the errors miner raises on purpose (not bugs)."""
-
-    exit_code = 1
+    """Base class of the engine's user-facing errors."""
 
 
 class WorkspaceBusyError(MinerError):
-    """Another process holds the workspace database; the operation can be retried later."""
+    """Another process holds the workspace database; retrying in a moment will work."""
 
-    exit_code = EXIT_BUSY
+    def __init__(self, path, detail: str = ""):
+        self.path = str(path)
+        super().__init__(f"工作区正忙，请稍后重试 workspace busy, retry in a moment: {self.path} is locked by "
+                         f"another process (an ingest or build){': ' + detail if detail else ''}")

@@ -7,7 +7,7 @@ the previous table intact.
 Concurrency: DuckDB lets one process write a database file (or several processes read it). A
 connection refused because another process holds the file lock is retried with exponential
 backoff for ``busy_timeout_s`` seconds, then raised as :class:`~miner.errors.WorkspaceBusyError`
-("工作区正忙 … workspace busy, retry") instead of DuckDB's raw ``IOException``. Every connection
+("工作区正忙，请稍后重试 workspace busy, retry in a moment") instead of DuckDB's raw ``IOException``. Every connection
 to the workspace file goes through :meth:`Store.connect`.
 """
 from __future__ import annotations
@@ -17,10 +17,9 @@ from pathlib import Path
 
 import duckdb
 
-from miner.errors import EXIT_BUSY, MinerError, WorkspaceBusyError
+from miner.errors import MinerError, WorkspaceBusyError
 
-__all__ = ["Store", "WorkspaceBusyError", "MinerError", "EXIT_BUSY", "BUSY_TIMEOUT_S", "is_lock_error",
-           "table_columns"]
+__all__ = ["Store", "WorkspaceBusyError", "MinerError", "BUSY_TIMEOUT_S", "is_lock_error", "table_columns"]
 
 BUSY_TIMEOUT_S = 5.0          # total time spent retrying a locked database before giving up
 _FIRST_WAIT_S = 0.05          # first backoff step; doubles up to _MAX_WAIT_S
@@ -65,10 +64,7 @@ class Store:
                     raise
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise WorkspaceBusyError(
-                        f"工作区正忙, 请稍后重试 workspace busy, retry: {self.db_path} is in use by another "
-                        f"process (an ingest or build); waited {self.busy_timeout_s:g} s"
-                    ) from None
+                    raise WorkspaceBusyError(self.db_path, f"waited {self.busy_timeout_s:g} s") from None
                 time.sleep(min(wait, left))
                 wait = min(wait * 2, _MAX_WAIT_S)
 

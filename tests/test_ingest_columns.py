@@ -1,8 +1,6 @@
 """miner.ingest presets, column mapping, ignored columns, text-only notes, Excel sheets, rejects names."""
 from __future__ import annotations
 
-import os
-import time
 from pathlib import Path
 
 import duckdb
@@ -11,7 +9,7 @@ import pytest
 
 from miner.config import MinerConfig
 from miner.ingest import (
-    clean_stale_uploads, detect_preset, ingest_file, load_notes, rejects_path_for, suggest_column_map,
+    detect_preset, ingest_file, load_notes, rejects_path_for, suggest_column_map,
 )
 from miner.ingest.validate import TEXT_ID_PREFIX
 from miner.schema import NOTES
@@ -184,7 +182,7 @@ def test_excel_sheet_argument(config, tmp_path):
         ingest_file(path, NOTES, config, sheet="十一月")
 
 
-# ---- rejects files and upload folders --------------------------------------------------------------
+# ---- rejects files --------------------------------------------------------------
 def test_rejects_files_are_unique_per_input(config, tmp_path):
     paths = []
     for folder in ("a", "b"):
@@ -196,19 +194,3 @@ def test_rejects_files_are_unique_per_input(config, tmp_path):
     long_name = tmp_path / ("很长的文件名" * 30 + ".csv")
     target = rejects_path_for(long_name, "notes", config.rejects_dir)
     assert len(target.name.encode()) < 120 and target.suffix == ".csv"
-
-
-def test_clean_stale_uploads(tmp_path):
-    uploads = tmp_path / "uploads"
-    old, fresh, other = uploads / "upload-old", uploads / "upload-new", uploads / "keep-me"
-    for folder in (old, fresh, other):
-        folder.mkdir(parents=True)
-        (folder / "raw.csv").write_text("user_id\n13800138000\n")
-    hour_ago = time.time() - 7200
-    for p in (old / "raw.csv", old, other / "raw.csv", other):
-        os.utime(p, (hour_ago, hour_ago))
-    (uploads / "upload-link").symlink_to(other)
-    removed = clean_stale_uploads(tmp_path, older_than_s=3600)
-    assert removed == [old] and not old.exists()
-    assert fresh.exists() and other.exists() and (uploads / "upload-link").is_symlink()
-    assert clean_stale_uploads(tmp_path / "nowhere") == []

@@ -14,7 +14,7 @@ from miner.config import MinerConfig
 from miner.errors import MinerError
 from miner.ingest import ingest_file
 from miner.schema import NOTES
-from miner.store import EXIT_BUSY, Store, WorkspaceBusyError
+from miner.store import Store, WorkspaceBusyError
 
 HOLDER = textwrap.dedent("""
     import sys, time, duckdb
@@ -51,7 +51,7 @@ def test_locked_workspace_raises_busy_after_retry(tmp_path, hold_lock):
         Store(db, busy_timeout_s=0.6).connect()
     waited = time.monotonic() - t0
     assert 0.5 <= waited < 5                      # it retried, briefly
-    assert isinstance(err.value, MinerError) and err.value.exit_code == EXIT_BUSY
+    assert isinstance(err.value, MinerError) and err.value.path == str(db)
     assert "IOException" not in str(err.value) and str(db) in str(err.value)
 
 

@@ -20,7 +20,6 @@ The stages, one module each:
 ``privacy``   user-id hashing with a per-workspace random salt (the public demo salt refused)
 ``merge``     staging and the one-transaction upsert/replace (latest wins); reading tables back
 ``core``      :func:`ingest_file`, which runs them in that order
-``uploads``   removing upload temp folders a crash left behind
 
 Rejects file
     ``<rejects_dir>/<table>-<input stem>-<8 hex of the input path>.csv`` (UTF-8 with BOM so Excel
@@ -41,7 +40,6 @@ from miner.ingest.presets import PRESETS, detect_preset, did_you_mean, suggest_c
 from miner.ingest.privacy import hash_ids, resolve_id_salt, workspace_salt
 from miner.ingest.read import CHUNK_ROWS, detect_encoding, excel_sheets, iter_table_chunks, read_table_file
 from miner.ingest.report import IngestReport, RowError
-from miner.ingest.uploads import clean_stale_uploads
 
 __all__ = [
     "RowError",
@@ -62,7 +60,6 @@ __all__ = [
     "detect_preset",
     "did_you_mean",
     "suggest_column_map",
-    "clean_stale_uploads",
     "MinerError",
     "WorkspaceBusyError",
     "CHUNK_ROWS",
