@@ -89,6 +89,8 @@ def strip_controls(s: pd.Series) -> tuple[pd.Series, int, int]:
     if s.dtype == object and pd.api.types.infer_dtype(s, skipna=True) not in ("string", "empty"):
         return s, 0, 0
     arr = _string_array(s)
+    if not np_bool(pc.match_substring_regex(arr, _CONTROL)).any():   # one pass for the usual clean column
+        return s, 0, 0
     cleaned = pc.replace_substring_regex(pc.replace_substring_regex(arr, _ANSI, ""), _CONTROL, "")
     removed = np_int(pc.subtract(pc.utf8_length(arr), pc.utf8_length(cleaned)))
     cells = int((removed > 0).sum())
@@ -148,13 +150,13 @@ def _display_numbers(shown: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     capped = np.zeros(len(text), dtype=bool)
     if matched.any():
         fields = parts.filter(pa.array(matched))
-        sign = np.where(np.asarray(pc.struct_field(fields, "sign").to_pylist()) == "-", -1.0, 1.0)
+        sign = np.where(np_bool(pc.equal(pc.struct_field(fields, "sign"), "-")), -1.0, 1.0)
         value = pc.cast(pc.struct_field(fields, "num"), pa.float64()).to_numpy(zero_copy_only=False)
-        units = pc.struct_field(fields, "unit").to_pylist()
-        scale = np.array([_UNITS[u] for u in units], dtype=float)
+        unit = pc.index_in(pc.struct_field(fields, "unit"), value_set=pa.array(list(_UNITS)))
+        scale = np.array(list(_UNITS.values()), dtype=float)[np_int(unit)]
         scaled = sign * value * scale
         number[matched] = np.where(scale > 1, np.round(scaled), scaled)   # 1.25万 → 12500 exactly
-        capped[matched] = np.asarray(pc.struct_field(fields, "cap").to_pylist()) == "+"
+        capped[matched] = np_bool(pc.equal(pc.struct_field(fields, "cap"), "+"))
     rest = ~matched & np_bool(pc.not_equal(text, ""))
     if rest.any():                                                        # '1e3', 'inf' as before
         number[rest] = pd.to_numeric(np.asarray(text.filter(pa.array(rest)).to_pylist(), dtype=object),
@@ -304,15 +306,16 @@ def split_tags(value) -> list[str]:
     if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
         return []
     if isinstance(value, (list, tuple, np.ndarray)):
-        items = [str(v) for v in value if v is not None and not (isinstance(v, float) and math.isnan(v))]
-    else:
+        items = [strip_controls_text(str(v)) for v in value
+                 if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    else:                                # strings were cleaned column-wise (strip_controls)
         text = str(value).strip()
         items = None
         if text.startswith("[") and text.endswith("]"):
             try:
                 parsed = json.loads(text)
                 if isinstance(parsed, list):
-                    items = [str(v) for v in parsed if v is not None]
+                    items = [strip_controls_text(str(v)) for v in parsed if v is not None]   # "\u001b"
             except json.JSONDecodeError:
                 pass
         if items is None:
@@ -326,7 +329,7 @@ def split_tags(value) -> list[str]:
                 items = text.split()
     out: list[str] = []
     for item in items:
-        tag = re.sub(r"\[话题\]$", "", strip_controls_text(item).strip(" \t\r\n|,，、;；#\ufeff")).strip()
+        tag = re.sub(r"\[话题\]$", "", item.strip(" \t\r\n|,，、;；#\ufeff")).strip()
         if tag and tag not in out:
             out.append(tag)
     return out
