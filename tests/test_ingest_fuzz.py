@@ -62,7 +62,7 @@ def note_files(draw):
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
-@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(note_files(), st.sampled_from([1, 3, 500_000]))
 def test_ingest_accounts_for_every_row(file, chunk_rows):
     data, records, ragged = file
