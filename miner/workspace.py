@@ -144,13 +144,16 @@ class Workspace:
         return snapshot_catalog(self.config)
 
     # ---- ingest --------------------------------------------------------------------------------
-    def ingest(self, path, table: str = "notes", mode: str = "upsert", column_map: dict | None = None):
+    def ingest(self, path, table: str = "notes", mode: str = "upsert", column_map: dict | None = None,
+               _demo_data: bool = False):
         """Validate and store one file into ``table`` (``column_map``: file header → schema column,
         else the detected preset); returns its IngestReport."""
         from miner.ingest import ingest_file
         if table not in INPUT_SCHEMAS:
             raise ValueError(f"unknown table {table!r}; choose one of {sorted(INPUT_SCHEMAS)}")
-        return ingest_file(path, INPUT_SCHEMAS[table], self.config, mode=mode, column_map=column_map or None)
+        # The public demo salt is accepted only for the simulated demo people (never for real ids).
+        return ingest_file(path, INPUT_SCHEMAS[table], self.config, mode=mode, column_map=column_map or None,
+                           allow_public_salt=_demo_data)
 
     @contextmanager
     def _uploaded(self, filename: str, data: bytes):
@@ -190,10 +193,10 @@ class Workspace:
             raise FileNotFoundError(f"demo corpus missing: {self.demo_notes_path}; run `python data/build_demo.py`")
         return self.ingest(self.demo_notes_path, "notes", mode="replace")
 
-    def ingest_tables(self, files: dict, replace: bool = False) -> list:
+    def ingest_tables(self, files: dict, replace: bool = False, _demo_data: bool = False) -> list:
         """Ingest ``{table: path}``; returns the reports in order."""
         mode = "replace" if replace else "upsert"
-        return [self.ingest(path, table, mode) for table, path in files.items()]
+        return [self.ingest(path, table, mode, _demo_data=_demo_data) for table, path in files.items()]
 
     def simulated_files(self) -> dict[str, Path]:
         files = {table: self.simulated_dir / f"{table}.parquet" for table in SIMULATED_FILES.values()}
@@ -217,8 +220,8 @@ class Workspace:
             from miner.simulate import simulate, write_simulated
             with tempfile.TemporaryDirectory(prefix="miner-sim-") as tmp:
                 paths = write_simulated(simulate(self.notes(), seed=self.config.seed), tmp)
-                return self.ingest_tables(paths, replace=True)
-        return self.ingest_tables(files, replace=True)
+                return self.ingest_tables(paths, replace=True, _demo_data=True)
+        return self.ingest_tables(files, replace=True, _demo_data=True)
 
     def notes(self) -> pd.DataFrame:
         from miner.ingest import load_notes
