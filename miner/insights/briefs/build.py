@@ -35,7 +35,8 @@ def build_brief(snapshot, topic_id: int, segment=None, node: str | None = None,
                 metrics: pd.DataFrame | None = None, today: dt.date | None = None,
                 polish: bool = False, min_angle_size: int = 10, seed: int = 42, con=None,
                 k: int | None = None, min_group_size: int = 10, stale_days: int = DEFAULT_STALE_DAYS,
-                min_coherence: float | None = None) -> ContentBrief:
+                min_coherence: float | None = None, scorecard: pd.DataFrame | None = None,
+                tgi: pd.DataFrame | None = None) -> ContentBrief:
     """Content brief for ``topic_id`` of ``snapshot``.
 
     Parameters
@@ -57,6 +58,9 @@ def build_brief(snapshot, topic_id: int, segment=None, node: str | None = None,
     min_group_size : smallest group (weekday, hour block, format) the significance tests use.
     stale_days : data older than this many days before ``today`` is flagged as stale.
     min_coherence : also treat a topic with ``coherence`` below this as mixed (``is_mixed`` always counts).
+    scorecard, tgi : precomputed :func:`miner.insights.scorecard.topic_scorecard` /
+        :func:`miner.insights.tgi.topic_tgi` tables (all topics), to reuse across briefs; computed
+        here when None (TGI only when ``con`` is given).
     """
     topics = snapshot.topics
     if topic_id == OUTLIER or topic_id not in set(topics[TOPIC_ID].astype(int)):
@@ -96,8 +100,8 @@ def build_brief(snapshot, topic_id: int, segment=None, node: str | None = None,
     audience = context.audience(seg, metrics, topic_id, caveats)
     timing = context.timing(node, today, series, topic_id, caveats)
     kpis = parts.kpis(tn, rng, audience)
-    card = _scorecard(snapshot, topic_id, metrics, con, today)
-    tgi = _tgi(con, snapshot, topic_id, k)
+    card = _scorecard(scorecard, snapshot, topic_id, metrics, con, today)
+    tgi_rows = _tgi(tgi, con, snapshot, topic_id, k)
 
     label = str(topic.get("label", f"话题{topic_id}"))
     if mixed:
@@ -122,22 +126,23 @@ def build_brief(snapshot, topic_id: int, segment=None, node: str | None = None,
         angles=angles, title_patterns=patterns, title_length=parts.title_length(tn), format=fmt, posting=posting,
         engagement_range=rng, kpis=kpis, trend=trend, opportunity=opp, timing=timing,
         evidence_notes=evidence, notes=caveats, recommended=not mixed, hooks=hooks, normalisation=norm,
-        data_freshness=fresh, scorecard=card, tgi=tgi)
+        data_freshness=fresh, scorecard=card, tgi=tgi_rows)
 
 
-def _scorecard(snapshot, topic_id, metrics, con, today) -> list[dict]:
-    from miner.insights.scorecard import topic_scorecard
-    card = topic_scorecard(snapshot, metrics=metrics, con=con, today=today)
+def _scorecard(card, snapshot, topic_id, metrics, con, today) -> list[dict]:
+    if card is None:
+        from miner.insights.scorecard import topic_scorecard
+        card = topic_scorecard(snapshot, metrics=metrics, con=con, today=today)
     return card[card[TOPIC_ID] == topic_id].drop(columns=[TOPIC_ID]).to_dict("records")
 
 
-def _tgi(con, snapshot, topic_id, k) -> list[dict]:
-    if con is None:
-        return []
-    from miner.insights.tgi import has_tgi_tables, topic_tgi
-    if not has_tgi_tables(con):
-        return []
-    table = topic_tgi(con, snapshot.assignments, topic_ids=[topic_id], k=k)
+def _tgi(table, con, snapshot, topic_id, k) -> list[dict]:
+    if table is None:
+        from miner.insights.tgi import has_tgi_tables, topic_tgi
+        if con is None or not has_tgi_tables(con):
+            return []
+        table = topic_tgi(con, snapshot.assignments, topic_ids=[topic_id], k=k)
+    table = table[table[TOPIC_ID] == topic_id]
     return table[table["over_index"]].head(8).drop(columns=[TOPIC_ID]).to_dict("records")
 
 
