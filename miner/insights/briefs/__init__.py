@@ -23,12 +23,12 @@ Every claim carries its evidence: the note ids it rests on and the numbers behin
 Modules: :mod:`.model` (dataclasses), :mod:`.patterns`, :mod:`.stats`, :mod:`.parts`, :mod:`.context`,
 :mod:`.build`, :mod:`.render` (Markdown), :mod:`.export` (Excel), :mod:`.llm` (opt-in polish).
 """
-from miner.insights.briefs.build import build_brief, is_mixed_topic
+from miner.insights.briefs.build import build_brief, build_briefs, is_mixed_topic
 from miner.insights.briefs.export import topic_table_excel
 from miner.insights.briefs.model import Angle, ContentBrief, NoteRef, TitlePattern
 from miner.insights.briefs.patterns import HOOK_PATTERNS, TITLE_PATTERNS, hook_features, mine_title_patterns, title_features
 
 __all__ = [
-    "Angle", "ContentBrief", "HOOK_PATTERNS", "NoteRef", "TITLE_PATTERNS", "TitlePattern", "build_brief",
+    "Angle", "ContentBrief", "HOOK_PATTERNS", "NoteRef", "TITLE_PATTERNS", "TitlePattern", "build_brief", "build_briefs",
     "hook_features", "is_mixed_topic", "mine_title_patterns", "title_features", "topic_table_excel",
 ]

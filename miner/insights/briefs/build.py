@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -14,7 +15,7 @@ from miner.insights.briefs.patterns import mine_title_patterns
 from miner.insights.briefs.stats import adjusted_engagement
 from miner.schema import NOTE_ID, OUTLIER, TOPIC_ID
 
-__all__ = ["build_brief", "is_mixed_topic"]
+__all__ = ["build_brief", "build_briefs", "is_mixed_topic"]
 
 DEFAULT_STALE_DAYS = 14
 
@@ -29,6 +30,35 @@ def is_mixed_topic(topic, min_coherence: float | None = None) -> tuple[bool, str
     if min_coherence is not None and coh is not None and coh < min_coherence:
         return True, f"关键词一致性 {coh:.2f} 低于阈值 {min_coherence:.2f}"
     return False, None
+
+
+@dataclass
+class _Shared:
+    """What every brief of one snapshot × planning date shares (computed once by :func:`build_briefs`)."""
+    adjusted: pd.DataFrame
+    norm: dict
+    scores: pd.DataFrame | None
+    series: pd.DataFrame | None
+    fresh: dict
+    stale_note: str | None
+    opportunity: pd.DataFrame
+    scorecard: pd.DataFrame
+    tgi: pd.DataFrame | None
+
+
+def _shared(snapshot, today, metrics, node, con, k, stale_days, scorecard, tgi, tgi_topics) -> _Shared:
+    from miner.insights.opportunity import snapshot_opportunity
+    adjusted, norm = adjusted_engagement(snapshot.notes.reset_index(drop=True))
+    scores, series, fresh, stale_note = context.shared_trend(snapshot, today, stale_days)
+    if scorecard is None:
+        from miner.insights.scorecard import topic_scorecard
+        scorecard = topic_scorecard(snapshot, metrics=metrics, con=con, today=today)
+    if tgi is None and con is not None:
+        from miner.insights.tgi import has_tgi_tables, topic_tgi
+        if has_tgi_tables(con):
+            tgi = topic_tgi(con, snapshot.assignments, topic_ids=tgi_topics, k=k)
+    return _Shared(adjusted, norm, scores, series, fresh, stale_note,
+                   snapshot_opportunity(snapshot, metrics=metrics, node=node, trends=scores), scorecard, tgi)
 
 
 def build_brief(snapshot, topic_id: int, segment=None, node: str | None = None,
@@ -62,23 +92,49 @@ def build_brief(snapshot, topic_id: int, segment=None, node: str | None = None,
         :func:`miner.insights.tgi.topic_tgi` tables (all topics), to reuse across briefs; computed
         here when None (TGI only when ``con`` is given).
     """
-    topics = snapshot.topics
-    if topic_id == OUTLIER or topic_id not in set(topics[TOPIC_ID].astype(int)):
-        raise ValueError(f"topic {topic_id} is not in snapshot {snapshot.run_id} "
-                         f"(topics 0..{len(topics) - 1}; see `python -m miner topics`)")
-    topic = topics.set_index(TOPIC_ID).loc[topic_id]
+    _check_topic(snapshot, topic_id)
     today = today or dt.datetime.now(ZoneInfo(schema.TZ)).date()
+    shared = _shared(snapshot, today, metrics, node, con, k, stale_days, scorecard, tgi, [topic_id])
+    return _build_one(snapshot, topic_id, shared, segment=segment, node=node, metrics=metrics, today=today,
+                      polish=polish, min_angle_size=min_angle_size, seed=seed, min_group_size=min_group_size,
+                      min_coherence=min_coherence)
+
+
+def build_briefs(snapshot, topic_ids=None, segment=None, node: str | None = None,
+                 metrics: pd.DataFrame | None = None, today: dt.date | None = None, con=None,
+                 k: int | None = None, stale_days: int = DEFAULT_STALE_DAYS, **options) -> list[ContentBrief]:
+    """Briefs for ``topic_ids`` (default every topic), sharing the snapshot-wide work (engagement fit,
+    trends, opportunity, scorecard, TGI). ``options`` as for :func:`build_brief`."""
+    ids = [int(t) for t in (snapshot.topics[TOPIC_ID] if topic_ids is None else topic_ids)]
+    for topic_id in ids:
+        _check_topic(snapshot, topic_id)
+    today = today or dt.datetime.now(ZoneInfo(schema.TZ)).date()
+    shared = _shared(snapshot, today, metrics, node, con, k, stale_days, options.pop("scorecard", None),
+                     options.pop("tgi", None), None if topic_ids is None else ids)
+    return [_build_one(snapshot, t, shared, segment=segment, node=node, metrics=metrics, today=today, **options)
+            for t in ids]
+
+
+def _check_topic(snapshot, topic_id) -> None:
+    if topic_id == OUTLIER or topic_id not in set(snapshot.topics[TOPIC_ID].astype(int)):
+        raise ValueError(f"topic {topic_id} is not in snapshot {snapshot.run_id} "
+                         f"(topics 0..{len(snapshot.topics) - 1}; see `python -m miner topics`)")
+
+
+def _build_one(snapshot, topic_id, shared: _Shared, segment, node, metrics, today, polish=False,
+               min_angle_size=10, seed=42, min_group_size=10, min_coherence=None) -> ContentBrief:
+    topic = snapshot.topics.set_index(TOPIC_ID).loc[topic_id]
     notes = snapshot.notes.reset_index(drop=True)
     topic_of = snapshot.assignments.set_index(NOTE_ID)[TOPIC_ID]
     rows = np.flatnonzero(notes[NOTE_ID].map(topic_of).fillna(OUTLIER).astype(int).to_numpy() == topic_id)
     if len(rows) == 0:
         raise ValueError(f"topic {topic_id} has no notes in snapshot {snapshot.run_id}")
-    adjusted, norm = adjusted_engagement(notes)
     tn = notes.iloc[rows].copy()
     tn["_row"] = rows
-    tn["_eng"] = adjusted["engagement"].iloc[rows].astype("int64").to_numpy()
-    tn["_idx"] = adjusted["engagement_index"].iloc[rows].to_numpy()
-    caveats: list[str] = []
+    tn["_eng"] = shared.adjusted["engagement"].iloc[rows].astype("int64").to_numpy()
+    tn["_idx"] = shared.adjusted["engagement_index"].iloc[rows].to_numpy()
+    norm = dict(shared.norm)
+    caveats: list[str] = [] if shared.stale_note is None else [shared.stale_note]
     if not norm["by_age"]:
         caveats.append("笔记无可用发布时间, 互动未按笔记年龄调整")
     if not norm["by_author_size"]:
@@ -95,13 +151,16 @@ def build_brief(snapshot, topic_id: int, segment=None, node: str | None = None,
     posting = parts.posting(tn, min_group_size, caveats)
     keywords = [str(kw) for kw in schema.list_cell(topic.get("keywords"), split_text=True)]
     hashtags = parts.hashtags(tn, keywords, caveats)
-    trend, scores, series, fresh = context.trend(snapshot, topic_id, today, stale_days, caveats)
-    opp = context.opportunity(snapshot, topic_id, metrics, node, scores)
+    trend = context.topic_trend(snapshot, shared.scores, topic_id, today, shared.fresh)
+    opp = context.opportunity(shared.opportunity, topic_id)
     audience = context.audience(seg, metrics, topic_id, caveats)
-    timing = context.timing(node, today, series, topic_id, caveats)
+    timing = context.timing(node, today, shared.series, topic_id, caveats)
     kpis = parts.kpis(tn, rng, audience)
-    card = _scorecard(scorecard, snapshot, topic_id, metrics, con, today)
-    tgi_rows = _tgi(tgi, con, snapshot, topic_id, k)
+    card = shared.scorecard[shared.scorecard[TOPIC_ID] == topic_id].drop(columns=[TOPIC_ID]).to_dict("records")
+    tgi_rows = []
+    if shared.tgi is not None:
+        mine = shared.tgi[(shared.tgi[TOPIC_ID] == topic_id) & shared.tgi["over_index"].astype(bool)]
+        tgi_rows = mine.head(8).drop(columns=[TOPIC_ID]).to_dict("records")
 
     label = str(topic.get("label", f"话题{topic_id}"))
     if mixed:
@@ -126,24 +185,7 @@ def build_brief(snapshot, topic_id: int, segment=None, node: str | None = None,
         angles=angles, title_patterns=patterns, title_length=parts.title_length(tn), format=fmt, posting=posting,
         engagement_range=rng, kpis=kpis, trend=trend, opportunity=opp, timing=timing,
         evidence_notes=evidence, notes=caveats, recommended=not mixed, hooks=hooks, normalisation=norm,
-        data_freshness=fresh, scorecard=card, tgi=tgi_rows)
-
-
-def _scorecard(card, snapshot, topic_id, metrics, con, today) -> list[dict]:
-    if card is None:
-        from miner.insights.scorecard import topic_scorecard
-        card = topic_scorecard(snapshot, metrics=metrics, con=con, today=today)
-    return card[card[TOPIC_ID] == topic_id].drop(columns=[TOPIC_ID]).to_dict("records")
-
-
-def _tgi(table, con, snapshot, topic_id, k) -> list[dict]:
-    if table is None:
-        from miner.insights.tgi import has_tgi_tables, topic_tgi
-        if con is None or not has_tgi_tables(con):
-            return []
-        table = topic_tgi(con, snapshot.assignments, topic_ids=[topic_id], k=k)
-    table = table[table[TOPIC_ID] == topic_id]
-    return table[table["over_index"]].head(8).drop(columns=[TOPIC_ID]).to_dict("records")
+        data_freshness=shared.fresh, scorecard=card, tgi=tgi_rows)
 
 
 def _positioning(label, seg, angles, trend, fmt, patterns, timing, evidence) -> tuple[str, list[str]]:

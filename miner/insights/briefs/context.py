@@ -21,31 +21,38 @@ def _local_dates(values: pd.Series) -> pd.Series:
     return ts.dt.date
 
 
-def trend(snapshot, topic_id: int, today: dt.date, stale_days: int, caveats: list[str]):
-    """(trend dict, trend_scores table or None, daily series or None, freshness dict)."""
+def shared_trend(snapshot, today: dt.date, stale_days: int):
+    """(trend_scores to min(today, data end) or None, daily series or None, freshness dict, stale note or None)."""
     notes = snapshot.notes
     fresh = {"planned_on": today.isoformat(), "data_end": None, "data_age_days": None, "stale": False,
              "stale_days": int(stale_days)}
     if schema.PUBLISHED_AT not in notes or notes[schema.PUBLISHED_AT].isna().all():
-        return {"stage": None}, None, None, fresh
+        return None, None, fresh, None
     from miner.insights.trends import topic_time_series, trend_scores
-    days = _local_dates(notes[schema.PUBLISHED_AT].dropna())
-    data_end = max(days)
+    data_end = max(_local_dates(notes[schema.PUBLISHED_AT].dropna()))
     age = (today - data_end).days
     fresh.update(data_end=data_end.isoformat(), data_age_days=int(age), stale=bool(age > stale_days))
+    note = None
     if fresh["stale"]:
-        caveats.append(f"数据截至 {data_end}, 比规划日 {today} 早 {age} 天 (超过 {stale_days} 天): "
-                       f"生命周期与增长为数据末尾的状态, 不代表当前; 近{RECENT_DAYS}天 (到规划日) 该话题无新数据")
-    as_of = min(today, data_end)
+        note = (f"数据截至 {data_end}, 比规划日 {today} 早 {age} 天 (超过 {stale_days} 天): "
+                f"生命周期与增长为数据末尾的状态, 不代表当前; 近{RECENT_DAYS}天 (到规划日) 该话题无新数据")
     series = topic_time_series(notes, snapshot.assignments)
-    scores = trend_scores(series, as_of=as_of)
+    return trend_scores(series, as_of=min(today, data_end)), series, fresh, note
+
+
+def topic_trend(snapshot, scores, topic_id: int, today: dt.date, fresh: dict) -> dict:
+    """The topic's lifecycle row, plus its note counts in the 7 days to the planning date and the 7 before."""
+    if scores is None:
+        return {"stage": None}
+    notes = snapshot.notes
+    as_of = min(today, dt.date.fromisoformat(fresh["data_end"]))
     mine = snapshot.assignments.loc[snapshot.assignments[TOPIC_ID] == topic_id, schema.NOTE_ID]
     pub = _local_dates(notes.loc[notes[schema.NOTE_ID].isin(mine), schema.PUBLISHED_AT].dropna())
-    recent = int(sum(today - dt.timedelta(days=RECENT_DAYS) < d <= today for d in pub))
-    previous = int(sum(today - dt.timedelta(days=2 * RECENT_DAYS) < d <= today - dt.timedelta(days=RECENT_DAYS)
-                       for d in pub))
+    week = dt.timedelta(days=RECENT_DAYS)
     out = {"stage": None, "as_of": as_of.isoformat(), "planned_on": today.isoformat(),
-           "recent_notes_to_planning": recent, "previous_notes_to_planning": previous, "window_days": RECENT_DAYS}
+           "recent_notes_to_planning": int(((pub > today - week) & (pub <= today)).sum()),
+           "previous_notes_to_planning": int(((pub > today - 2 * week) & (pub <= today - week)).sum()),
+           "window_days": RECENT_DAYS}
     row = scores[scores[TOPIC_ID] == topic_id]
     if not row.empty:
         r = row.iloc[0]
@@ -54,12 +61,12 @@ def trend(snapshot, topic_id: int, today: dt.date, stale_days: int, caveats: lis
                     "previous_notes": int(r["previous_notes"]), "low_volume": bool(r["low_volume"]),
                     "basis": f"share of daily note volume, the {RECENT_DAYS} days to {as_of} vs the "
                              f"{RECENT_DAYS} before (miner.insights.trends)"})
-    return out, scores, series, fresh
+    return out
 
 
-def opportunity(snapshot, topic_id, metrics, node, trends) -> dict | None:
-    from miner.insights.opportunity import FLAG_NAMES_ZH, snapshot_opportunity
-    table = snapshot_opportunity(snapshot, metrics=metrics, node=node, trends=trends)
+def opportunity(table: pd.DataFrame, topic_id) -> dict | None:
+    """The topic's row of :func:`miner.insights.opportunity.snapshot_opportunity`."""
+    from miner.insights.opportunity import FLAG_NAMES_ZH
     row = table[table[TOPIC_ID] == topic_id]
     if row.empty:
         return None

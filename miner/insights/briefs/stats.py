@@ -69,7 +69,7 @@ def adjusted_engagement(notes: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     return out, info
 
 
-def median_ratio_interval(values, in_group, n_boot: int = 1000, level: float = 0.95,
+def median_ratio_interval(values, in_group, n_boot: int = 500, level: float = 0.95,
                           seed: int = 0) -> tuple[float, float | None, float | None]:
     """median(values[in_group]) ÷ median(values) with a percentile-bootstrap interval.
 
