@@ -182,7 +182,8 @@ def _evidence(b) -> list[str]:
     for n in b.evidence_notes:
         role = "代表" if n.role == "representative" else "高互动"
         title = n.title.replace("|", "/").replace("\n", " ")[:40]
-        L.append(f"| `{n.note_id}` | {role} | {title} | {n.engagement} | {"—" if n.engagement_index is None else f"{n.engagement_index:.3g}"} | {n.likes} | "
+        index = "—" if n.engagement_index is None else f"{n.engagement_index:.3g}"
+        L.append(f"| `{n.note_id}` | {role} | {title} | {n.engagement} | {index} | {n.likes} | "
                  f"{n.collects} | {n.comments} | {n.shares} | {(n.published_at or '')[:16]} |")
     if b.notes:
         L += ["", "## 说明", ""] + [f"- {c}" for c in b.notes]
