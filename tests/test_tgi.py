@@ -107,6 +107,8 @@ def test_conversion_lift_and_interval(tiny):
     se = math.sqrt(1 / 2 - 1 / 8 + 1 / 1 - 1 / 3)
     assert a["lift_lo"] == pytest.approx(0.75 * math.exp(-1.959963984540054 * se))
     assert a["lift_hi"] == pytest.approx(0.75 * math.exp(1.959963984540054 * se))
+    t0 = table[table["topic_id"] == 0].sort_values("lift_rank")
+    assert t0["conversion_lift"].dropna().is_monotonic_decreasing and t0["lift_rank"].iloc[0] == 1
     con.execute("DROP TABLE orders")
     assert topic_tgi(con, asg, k=2)["conversion_lift"].isna().all()       # no orders: no conversion columns
 

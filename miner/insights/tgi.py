@@ -44,7 +44,7 @@ Z95 = 1.959963984540054
 TGI_COLUMNS = (
     TOPIC_ID, "dims", "gender", "age_band", "city_tier", "segment_zh", "engaged_users", "audience_users",
     "topic_share", "base_share", "tgi", "tgi_lo", "tgi_hi", "over_index", "rank",
-    "buyers", "conversion_rate", "conversion_lift", "lift_lo", "lift_hi",
+    "buyers", "conversion_rate", "conversion_lift", "lift_lo", "lift_hi", "lift_rank",
     "users_last", "tgi_last", "users_prev", "tgi_prev", "tgi_change", "change_p_value", "trend_arrow", "headline",
 )
 
@@ -179,7 +179,8 @@ def topic_tgi(con, assignments: pd.DataFrame, topic_ids=None, actions=ENGAGED_AC
     as_of : end of the data used (timestamp or date; default the last engagement).
     attribution_days : orders this long after the last engagement count (default config).
 
-    Returns rows sorted by topic, then TGI (highest first); ``rank`` is 1 for the highest TGI.
+    Returns rows sorted by topic, then TGI (highest first); ``rank`` is 1 for the highest TGI,
+    ``lift_rank`` 1 for the highest conversion lift (NaN without orders).
     """
     from miner.config import MinerConfig
     cfg = MinerConfig()
@@ -219,6 +220,7 @@ def topic_tgi(con, assignments: pd.DataFrame, topic_ids=None, actions=ENGAGED_AC
         df[d] = df[d].where(df[d] != "*", None)
     df = df.sort_values([TOPIC_ID, "tgi"], ascending=[True, False], kind="stable")
     df["rank"] = df.groupby(TOPIC_ID).cumcount() + 1
+    df["lift_rank"] = df.groupby(TOPIC_ID)["conversion_lift"].rank(ascending=False, method="first")
     df["engaged_users"] = df["engaged_users"].astype("int64")
     df["audience_users"] = df["audience_users"].astype("int64")
     return df[list(TGI_COLUMNS)].reset_index(drop=True)
