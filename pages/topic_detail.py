@@ -93,7 +93,8 @@ else:
         st.dataframe(pd.DataFrame({
             "人群": mine["segment_zh"], "TGI": mine["tgi"].round(0), "区间": [f"{a:.0f}–{b:.0f}" for a, b in zip(
                 mine["tgi_lo"], mine["tgi_hi"])], "显著偏好": mine["over_index"], "互动用户": mine["engaged_users"],
-            "近期 TGI": mine["tgi_last"].round(0), "变化": mine["trend_arrow"],
+            "近期 TGI": [f"{v:.0f}" if pd.notna(v) else f"<{ctx.k} 人" for v in mine["tgi_last"]],
+            "变化": mine["trend_arrow"],
             "转化提升": mine["conversion_lift"].round(2)}).head(15), hide_index=True, key="detail.tgi")
         st.caption("近期 = 最近 30 天 vs 之前 30 天；↑/↓ 为两比例检验 p < 0.05，→ 为无显著变化；"
                    "转化提升 = 该人群转化率 ÷ 话题其余互动人群转化率（相关，非因果）")

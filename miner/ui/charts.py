@@ -122,6 +122,9 @@ def scorecard_radar(card: pd.DataFrame, topic_id: int) -> go.Figure:
     fig.add_scatterpolar(r=r + r[:1], theta=order + order[:1], fill="toself", name="本话题",
                          line=dict(color="#ff2442"), fillcolor="rgba(255,36,66,0.25)",
                          customdata=hover + hover[:1], hovertemplate="%{theta} %{r:.0f}<br>%{customdata}<extra></extra>")
-    fig.update_layout(polar=dict(radialaxis=dict(range=[0, 100], tickvals=[25, 50, 75, 100], ticksuffix="")),
-                      title="极光指标 (话题间百分位)")
-    return _layout(fig, 380)
+    fig = _layout(fig, 400)
+    # the page heading names the chart; room around the circle for the quadrant names, legend below
+    fig.update_layout(polar=dict(radialaxis=dict(range=[0, 100], tickvals=[25, 50, 75, 100])),
+                      margin=dict(l=70, r=70, t=30, b=30),
+                      legend=dict(orientation="h", yanchor="top", y=-0.05, x=0.5, xanchor="center"))
+    return fig
