@@ -328,3 +328,10 @@ def tgi(source: Source) -> pd.DataFrame | None:
     from miner.insights.tgi import topic_tgi
     return _audience_call(source, ("engagements", "audience"), lambda con, asg: topic_tgi(
         con, asg, k=source.k, attribution_days=source.attribution_days))
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def topic_table_xlsx(table: pd.DataFrame, window_label: str) -> bytes:
+    """The overview's topic table as an Excel workbook (columns as shown, a note on the window)."""
+    from miner.insights.briefs import topic_table_excel
+    return topic_table_excel(table, notes=[f"时间窗口 {window_label}"])
