@@ -234,7 +234,7 @@ def spend_table(con, spend: pd.DataFrame | None) -> pd.DataFrame | None:
 
 def order_value(con, assignments: pd.DataFrame, segment=None, window=None, attribution_days: int = 15,
                 brand=None, k: int = 50, rule: str = "even", half_life_days: float = 7.0,
-                touch_actions=ENGAGED_ACTIONS, prior_days: int = 28, spend: pd.DataFrame | None = None,
+                touch_actions=ENGAGED_ACTIONS, prior_days: int = 90, spend: pd.DataFrame | None = None,
                 include_unattributed: bool = True) -> pd.DataFrame:
     """Attributed order value and 关联提升 per brand × topic (module docstring has the rules).
 

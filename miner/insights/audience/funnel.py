@@ -26,7 +26,7 @@ _RANK = {s: i for i, s in enumerate(FLOW_STAGES)}
 FLOW_PAIRS = tuple(zip(FLOW_STAGES[1:-1], FLOW_STAGES[2:]))   # A→I, I→TI, TI→P, P→S
 
 
-def flow_raw(t: Touches, brand, horizon_days: int, prior_days: int = 28):
+def flow_raw(t: Touches, brand, horizon_days: int, prior_days: int = 90):
     """Per-stratum counts: ``reached`` (topic, brand, r0, strata, n, y = moved), ``pop`` (brand, r0,
     strata, n, y) and ``after`` (topic, brand, r1, n): touched users by stage after."""
     require_tables(t.con, ["aips_stages"])
@@ -83,7 +83,7 @@ def flow_table(t: Touches, brands, reached, pop, k: int) -> pd.DataFrame:
 
 
 def aips_flow(con, assignments: pd.DataFrame, segment=None, window=None, brand=None, horizon_days: int = 15,
-              k: int = 50, touch_actions=ENGAGED_ACTIONS, prior_days: int = 28) -> pd.DataFrame:
+              k: int = 50, touch_actions=ENGAGED_ACTIONS, prior_days: int = 90) -> pd.DataFrame:
     """AIPS stage flow of touched users vs matched untouched users, per brand × topic × from-stage.
 
     ``brand``: one brand, a list, or None = each brand with snapshots (one row set per brand).

@@ -112,7 +112,7 @@ def topic_metrics_table(con, assignments: pd.DataFrame, topics: pd.DataFrame | N
                         notes: pd.DataFrame | None = None, segment=None, window=None, previous_window=None,
                         brand=None, attribution_days: int = 15, k: int = 50,
                         spend: pd.DataFrame | None = None, rule: str = "even", half_life_days: float = 7.0,
-                        touch_actions=ENGAGED_ACTIONS, prior_days: int = 28,
+                        touch_actions=ENGAGED_ACTIONS, prior_days: int = 90,
                         include_unattributed: bool = False) -> pd.DataFrame:
     """One row per brand × topic combining every metric; columns in :data:`TOPIC_METRICS_COLUMNS`.
 
