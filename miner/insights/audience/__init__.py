@@ -13,7 +13,7 @@ Modules, one job each:
 """
 from __future__ import annotations
 
-from .attribution import ATTRIBUTION_RULES, ORDER_COLUMNS, UNATTRIBUTED, order_value
+from .attribution import ATTRIBUTION_RULES, ORDER_COLUMNS, UNATTRIBUTED, default_brand, order_value
 from .filters import DEFAULT_STRATA, AudienceFilter
 from .funnel import FLOW_PAIRS, FLOW_STAGES, NOT_IN_POOL, aips_flow, aips_stage_counts
 from .lift import ACTIVITY_EDGES, LIFT_COLUMNS, LIFT_STRATA, matched_lift
@@ -26,7 +26,7 @@ Segment = AudienceFilter      # transition alias: callers outside this package s
 
 __all__ = [
     "AudienceFilter", "Segment", "topic_reach_penetration", "penetration_growth", "topic_engagement", "aips_flow",
-    "aips_stage_counts", "order_value", "interaction_metrics", "topic_metrics_table", "matched_lift",
+    "aips_stage_counts", "order_value", "default_brand", "interaction_metrics", "topic_metrics_table", "matched_lift",
     "suppressed_text", "TOPIC_METRICS_COLUMNS", "ORDER_COLUMNS", "LIFT_COLUMNS", "FLOW_STAGES", "FLOW_PAIRS",
     "NOT_IN_POOL", "INTERACTION_ACTIONS", "ENGAGED_ACTIONS", "ATTRIBUTION_RULES", "UNATTRIBUTED", "ACTIVITY_EDGES",
     "LIFT_STRATA", "DEFAULT_STRATA",

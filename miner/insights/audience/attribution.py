@@ -38,7 +38,7 @@ from .lift import LIFT_STRATA, activity_table, matched_lift
 from .privacy import suppress
 from .touches import ENGAGED_ACTIONS, Touches, ratio, require_tables, tables
 
-__all__ = ["ATTRIBUTION_RULES", "UNATTRIBUTED", "order_value", "ORDER_COLUMNS"]
+__all__ = ["ATTRIBUTION_RULES", "UNATTRIBUTED", "order_value", "default_brand", "ORDER_COLUMNS"]
 
 ATTRIBUTION_RULES = ("even", "time_decay", "last_touch")
 UNATTRIBUTED = -2          # topic_id of the per-brand row of orders no topic touched
@@ -224,6 +224,15 @@ def suppress_orders(out: pd.DataFrame, k: int) -> pd.DataFrame:
     cols = [c for c in ORDER_COLUMNS if c in out.columns]
     return out[cols].sort_values(["brand", TOPIC_ID], key=lambda s: s if s.name == "brand" else
                                  s.where(s != UNATTRIBUTED, np.iinfo("int64").max)).reset_index(drop=True)
+
+
+def default_brand(con) -> str | None:
+    """The brand with the most order GMV (ties: first by name), for callers that must show one brand
+    and were given none; None without orders. Metrics are never pooled across brands."""
+    if "orders" not in tables(con):
+        return None
+    row = con.execute("SELECT brand FROM orders GROUP BY brand ORDER BY sum(amount) DESC, brand LIMIT 1").fetchone()
+    return row[0] if row else None
 
 
 def spend_table(con, spend: pd.DataFrame | None) -> pd.DataFrame | None:
