@@ -12,8 +12,8 @@ activity confounds naive comparisons (active users see more topics and buy more)
   (``null_naive_lift_median`` / ``_range``: the unmatched comparison on the same pairs, to show the
   confounding is there); plus group sizes.
 
-``run(quick=False)`` returns the dict; ``python bench/recovery_audience.py [--quick]`` also writes
-``bench/results/insight_recovery_audience.json``.
+``run(quick=False)`` returns the dict; ``python bench/recovery_audience.py`` also writes
+``bench/results/insight_recovery_audience.json`` (``--quick`` only prints).
 """
 from __future__ import annotations
 
@@ -130,10 +130,10 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args(argv)
     out = run(quick=args.quick)
-    RESULT.parent.mkdir(parents=True, exist_ok=True)
-    from miner.atomic import atomic_path
-    with atomic_path(RESULT, suffix=".json") as tmp:
-        Path(tmp).write_text(json.dumps(out, ensure_ascii=False, indent=1), encoding="utf-8")
+    if not args.quick:                     # a quick run only prints: the committed JSON is the full run
+        from miner.atomic import atomic_path
+        with atomic_path(RESULT, suffix=".json") as tmp:
+            Path(tmp).write_text(json.dumps(out, ensure_ascii=False, indent=1), encoding="utf-8")
     print(json.dumps({k: v for k, v in out.items() if k != "planted"}, ensure_ascii=False, indent=1))
     return 0
 

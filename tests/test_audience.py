@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from miner.insights.audience import (UNATTRIBUTED, AudienceFilter, interaction_metrics, order_value,
+from miner.insights.audience import (UNATTRIBUTED, AudienceFilter, default_brand, interaction_metrics, order_value,
                                      penetration_growth, topic_engagement, topic_metrics_table,
                                      topic_reach_penetration)
 from miner.config import MinerConfig
@@ -204,6 +204,11 @@ def test_topic_metrics_table(con):
     assert out.loc[0, "flow_A_I"] == 1 and out.loc[0, "flow_rate_A_I"] == 0.5 and out.loc[0, "flow_lift_A_I"] == 0.5
     assert out.loc[0, "assoc_lift"] == pytest.approx(1.5) and out.loc[0, "n_matched_control"] == 3
     assert out.loc[0, "cpe"] == pytest.approx(2.0)
+
+
+def test_default_brand_is_the_one_with_most_gmv(con):
+    assert default_brand(con) == "B1"                        # B1 ¥890 of orders, B2 ¥500
+    assert default_brand(make_con(orders=None)) is None
 
 
 def test_topic_metrics_table_one_row_set_per_brand(con):
