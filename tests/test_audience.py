@@ -207,7 +207,7 @@ def test_topic_metrics_table(con):
 
 
 def test_default_brand_is_the_one_with_most_gmv(con):
-    assert default_brand(con) == "B1"                        # B1 ¥890 of orders, B2 ¥500
+    assert default_brand(con) == "B1"                        # B1 ¥750 of orders, B2 ¥500
     assert default_brand(make_con(orders=None)) is None
 
 
@@ -219,6 +219,12 @@ def test_topic_metrics_table_one_row_set_per_brand(con):
     assert b2["attributed_gmv"] == 500.0 and b2["reach"] == 4      # brand-free reach repeated on each brand's row
     # never pooled: the B1 rows carry B1 money only
     assert out.loc[out["brand"] == "B1", "attributed_gmv"].sum() == pytest.approx(710.0)
+
+
+def test_brand_with_orders_but_no_snapshots():
+    c = make_con(aips=AIPS[AIPS["brand"] == "B2"])
+    out = topic_metrics_table(c, ASSIGNMENTS, k=1).set_index(["brand", "topic_id"])
+    assert np.isnan(out.loc[("B1", 0), "flow_A_I"]) and out.loc[("B1", 0), "attributed_gmv"] == 200.0
 
 
 def test_topic_metrics_table_without_optional_tables():

@@ -134,8 +134,10 @@ def topic_metrics_table(con, assignments: pd.DataFrame, topics: pd.DataFrame | N
             out = out.drop(columns=["reach_prev", "penetration_growth", "suppressed_prev"])
         out = out.merge(_engagement_table(t, k)[[TOPIC_ID, "engagement_rate"]], on=TOPIC_ID, how="left")
         brands = t.brands(brand)
-        flow = flow_table(t, *flow_raw(t, brand, attribution_days, prior_days)[:3], k) \
-            if "aips_stages" in have and brands else None
+        staged = {r[0] for r in con.execute("SELECT DISTINCT brand FROM aips_stages").fetchall()} \
+            if "aips_stages" in have else set()
+        flow_brands = [b for b in brands if b in staged]
+        flow = flow_table(t, *flow_raw(t, flow_brands, attribution_days, prior_days)[:3], k) if flow_brands else None
         orders = order_table(t, brand, attribution_days, rule, half_life_days, prior_days, None, k,
                              include_unattributed) if "orders" in have and brands else None
 
