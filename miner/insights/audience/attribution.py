@@ -175,7 +175,7 @@ def order_table(t: Touches, brand, attribution_days: int, rule: str, half_life_d
     out["conversion_rate"] = ratio(out["buyers"], out["n_reached"])
     out["gmv_share"] = ratio(out["attributed_gmv"], out["brand_gmv"])
     if spend is not None:
-        per_topic_spend = (t.assignments[[c for c in ("note_id", TOPIC_ID)]].astype({"note_id": str})
+        per_topic_spend = (t.assignments[["note_id", TOPIC_ID]].astype({"note_id": str})
                            .merge(spend.astype({"note_id": str}), on="note_id").groupby(TOPIC_ID)["amount"].sum())
         out["spend"] = out[TOPIC_ID].map(per_topic_spend)
         out["roi"] = ratio(out["paid_gmv"], out["spend"])
