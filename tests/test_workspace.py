@@ -184,3 +184,36 @@ def test_control_characters_never_reach_the_terminal():
     assert clean("\x1b[31m红色\x1b[0m标题\x00\x07") == "红色标题"
     rendered = table(["话题", "篇数"], [["\x1b[2J清屏", "3"]])
     assert "\x1b" not in rendered and "清屏" in rendered
+
+
+# ---- imports people really have ---------------------------------------------------------------------
+def test_upload_columns_propose_the_mediacrawler_mapping_and_the_mapping_is_used(config):
+    data = (Path(__file__).parent / "data" / "mediacrawler_xhs_notes.csv").read_bytes()
+    workspace = Workspace(config)
+    headers, proposed = workspace.upload_columns("xhs.csv", data, "notes")
+    assert "desc" in headers and proposed["desc"] == "body" and proposed["liked_count"] == "likes"
+    mapping = {h: c for h, c in proposed.items() if c != "title"}          # the user drops the title
+    report = workspace.ingest_upload("xhs.csv", data, "notes", column_map=mapping)
+    assert report.rows_accepted > 0
+    stored = workspace.notes()
+    assert stored["title"].fillna("").eq("").all() and stored["body"].str.len().gt(0).all()
+    assert not list(uploads_root(config.workspace_dir).iterdir())
+
+
+def test_cli_says_workspace_busy_with_its_own_exit_code(config, reviews_file, tmp_path, capsys):
+    import subprocess
+    import sys
+    Workspace(config).ingest(reviews_file)
+    holder = subprocess.Popen([sys.executable, "-c", "import sys,time,duckdb; c=duckdb.connect(sys.argv[1]); "
+                               "print('locked', flush=True); time.sleep(30)", str(config.db_path)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        config_file = tmp_path / "config.json"
+        config_file.write_text(pd.Series(config.to_json_dict()).to_json(force_ascii=False), encoding="utf-8")
+        assert main(["--config", str(config_file), "ingest", str(reviews_file)]) == 75
+        err = capsys.readouterr().err
+        assert "工作区正忙" in err and "Traceback" not in err
+    finally:
+        holder.kill()
+        holder.wait()
