@@ -295,7 +295,8 @@ def order_values(source: Source, segment: str | None, start: dt.date | None,
     from miner.insights import audience
     window = audience_window(start, end, source.timezone)
     return _audience_call(source, ("engagements", "audience", "orders"), lambda con, asg: audience.order_value(
-        con, asg, segment=segment, window=window, attribution_days=source.attribution_days, k=source.k))
+        con, asg, segment=segment, window=window, attribution_days=source.attribution_days, k=source.k,
+        brand=audience.default_brand(con), include_unattributed=False))
 
 
 def clear_tables() -> None:
