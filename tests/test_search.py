@@ -383,9 +383,9 @@ def test_list_cells_as_stored_and_as_typed():
     (None, []), (float("nan"), []), ("", []), (np.array(["a", "#b#"], dtype=object), ["a", "b"]),
 ])
 def test_one_tag_parsing_rule(cell, tags):
-    from miner.ingest import _split_tags
+    from miner.ingest.parse import split_tags as ingest_split_tags
     from miner.schema import split_tags
     from miner.topics.segment import note_text
     assert split_tags(cell) == tags
-    assert _split_tags(cell) == tags                         # ingest calls the shared rule
+    assert ingest_split_tags(cell) == tags                   # ingest calls the shared rule
     assert note_text("t", "", cell) == "\n".join(["t"] + ([" ".join(f"#{t}#" for t in tags)] if tags else []))

@@ -322,7 +322,8 @@ def segment_metrics(con, snapshot, segment=None, window=None, k: int = 50, brand
     :func:`miner.insights.audience.topic_metrics_table` plus ``engaged_users``: segment users with a like,
     collect, comment or share on the topic (the denominator of notes per engaged user).
     """
-    from miner.insights.audience import INTERACTION_ACTIONS, topic_metrics_table, topic_reach_penetration
+    from miner.insights.audience import INTERACTION_ACTIONS, default_brand, topic_metrics_table, topic_reach_penetration
+    brand = brand or default_brand(con)     # metrics are per brand, never pooled: the main brand unless chosen
     table = topic_metrics_table(con, snapshot.assignments, snapshot.topics, snapshot.notes, segment=segment,
                                 window=window, brand=brand, attribution_days=attribution_days, k=k)
     engaged = topic_reach_penetration(con, snapshot.assignments, segment, window, k,
