@@ -189,66 +189,23 @@ def run_bertopic(texts, embeddings, seed: int):
     return [w for w in words if w], int(len(words)), float(np.mean(np.asarray(topics) == -1))
 
 
-# ---- main ----------------------------------------------------------------------------------------------
-def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--no-bertopic", action="store_true")
-    parser.add_argument("--bertopic-seeds", default="42,43")
-    args = parser.parse_args(argv)
-    info = run_info(argv)
-    print_header("Search and label quality (bench/search_quality.py)", info)
-    from bench.common import get_bench_embedder
-    from miner.insights.search import TopicSearcher
+def label_scores(snapshot, bertopic_seeds: list[int]) -> dict:
+    """NPMI / diversity of our labels, main's c-TF-IDF labels and BERTopic's on one snapshot's corpus."""
     from miner.topics.pipeline import notes_texts
-    from miner.topics.segment import make_segmenter
-
-    started = time.perf_counter()
-    notes = corpus()
-    embedder = get_bench_embedder()
-    # snapshots go to bench/out/search_quality (rebuilt each run); embeddings to the shared bench cache
-    models_dir = OUT_DIR / "search_quality"
-    shutil.rmtree(models_dir, ignore_errors=True)
-    (models_dir / "cache").mkdir(parents=True)
-    (OUT_DIR / "cache" / "embeddings").mkdir(parents=True, exist_ok=True)
-    (models_dir / "cache" / "embeddings").symlink_to((OUT_DIR / "cache" / "embeddings").resolve())
-    config, snapshot, built = build(notes, embedder, models_dir)
-    print(built.summary())
-    searcher = TopicSearcher(embedder=embedder, segmenter=make_segmenter(config)).fit(snapshot)
-    search = evaluate_search(searcher, snapshot)
-    print(f"search: recall@3 {search['recall_at_3']:.3f}, MRR {search['mrr']:.3f}, off-domain no-match "
-          f"{search['no_match_rate_off_domain']:.3f}, relevant no-match {search['no_match_rate_relevant']:.3f} "
-          f"({search['n_queries']} queries, {search['n_off_domain']} off-domain; unanswerable: "
-          f"{search['unanswerable_queries']})")
-
-    topics = snapshot.topics.sort_values("topic_id")
-    tokens = [list(t) for t in snapshot.notes["tokens"]]
-    ours_npmi, ours_div, _ = npmi_and_diversity([list(k) for k in topics["keywords"]], tokens)
-    texts = notes_texts(snapshot.notes)
-    before_words, before_tokens = labels_before(snapshot, texts)
-    before_npmi, before_div, _ = npmi_and_diversity(before_words, before_tokens)
+    seeds = [] if args.no_bertopic else [int(x) for x in args.bertopic_seeds.split(",") if x]
+    labels = label_scores(snapshot, seeds)
     out = {
         "recall_at_3": round(search["recall_at_3"], 4), "mrr": round(search["mrr"], 4),
         "no_match_rate_off_domain": round(search["no_match_rate_off_domain"], 4),
         "no_match_rate_relevant": round(search["no_match_rate_relevant"], 4),
-        "label_npmi": round(ours_npmi, 4), "label_diversity": round(ours_div, 4),
-        "label_npmi_before": round(before_npmi, 4), "label_diversity_before": round(before_div, 4),
-        "n_notes": int(len(notes)), "n_topics": int(built.n_topics),
-        "mixed_topics": int(topics["is_mixed"].sum()),
+        **labels, "n_notes": int(len(notes)),
     }
-    print(f"labels: NPMI {ours_npmi:.3f} (main's c-TF-IDF labels {before_npmi:.3f}), diversity {ours_div:.3f} "
-          f"({before_div:.3f}); 混合话题 {out['mixed_topics']} of {built.n_topics}")
-    if not args.no_bertopic:
-        embeddings = np.asarray(snapshot.embeddings)
-        runs = []
-        for seed in [int(s) for s in args.bertopic_seeds.split(",") if s]:
-            words, n_topics, outliers = run_bertopic(texts, embeddings, seed)
-            npmi, div, _ = npmi_and_diversity(words, tokens)
-            runs.append({"seed": seed, "npmi": round(npmi, 4), "diversity": round(div, 4),
-                         "n_topics": n_topics, "outliers": round(outliers, 4)})
-            print(f"BERTopic seed {seed}: {n_topics} topics, outliers {outliers:.1%}, NPMI {npmi:.3f}, diversity {div:.3f}")
-        out["bertopic_label_npmi"] = round(float(np.mean([r["npmi"] for r in runs])), 4)
-        out["bertopic_label_diversity"] = round(float(np.mean([r["diversity"] for r in runs])), 4)
-        out["bertopic_runs"] = runs
+    print(f"labels: NPMI {labels['label_npmi']:.3f} (main's c-TF-IDF labels {labels['label_npmi_before']:.3f}, "
+          f"BERTopic {labels.get('bertopic_label_npmi', float('nan')):.3f}), diversity {labels['label_diversity']:.3f}; "
+          f"混合话题 {labels['mixed_topics']} of {labels['n_topics']}")
+    if not args.no_per_dataset:
+        out["label_npmi_by_dataset"] = per_dataset_labels(notes, embedder, seeds[:1])
+    topics = snapshot.topics.sort_values("topic_id")
     out["topics"] = [{"topic_id": int(t), "label": lab, "majority": majority_labels(snapshot).get(int(t)),
                       "coherence": float(c), "is_mixed": bool(m), "keywords": list(k)}
                      for t, lab, c, m, k in topics[["topic_id", "label", "coherence", "is_mixed", "keywords"]]
