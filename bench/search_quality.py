@@ -192,6 +192,77 @@ def run_bertopic(texts, embeddings, seed: int):
 def label_scores(snapshot, bertopic_seeds: list[int]) -> dict:
     """NPMI / diversity of our labels, main's c-TF-IDF labels and BERTopic's on one snapshot's corpus."""
     from miner.topics.pipeline import notes_texts
+    topics = snapshot.topics.sort_values("topic_id")
+    tokens = [list(t) for t in snapshot.notes["tokens"]]
+    ours_npmi, ours_div, _ = npmi_and_diversity([list(k) for k in topics["keywords"]], tokens)
+    texts = notes_texts(snapshot.notes)
+    before_words, before_tokens = labels_before(snapshot, texts)
+    before_npmi, before_div, _ = npmi_and_diversity(before_words, before_tokens)
+    out = {"label_npmi": round(ours_npmi, 4), "label_diversity": round(ours_div, 4),
+           "label_npmi_before": round(before_npmi, 4), "label_diversity_before": round(before_div, 4),
+           "n_topics": int(len(topics)), "mixed_topics": int(topics["is_mixed"].sum())}
+    runs = []
+    for seed in bertopic_seeds:
+        words, n_topics, outliers = run_bertopic(texts, np.asarray(snapshot.embeddings), seed)
+        npmi, div, _ = npmi_and_diversity(words, tokens)
+        runs.append({"seed": seed, "npmi": round(npmi, 4), "diversity": round(div, 4),
+                     "n_topics": n_topics, "outliers": round(outliers, 4)})
+        print(f"  BERTopic seed {seed}: {n_topics} topics, outliers {outliers:.1%}, NPMI {npmi:.3f}, diversity {div:.3f}")
+    if runs:
+        out["bertopic_label_npmi"] = round(float(np.mean([r["npmi"] for r in runs])), 4)
+        out["bertopic_label_diversity"] = round(float(np.mean([r["diversity"] for r in runs])), 4)
+        out["bertopic_runs"] = runs
+    return out
+
+
+def per_dataset_labels(notes: pd.DataFrame, embedder, seeds: list[int]) -> dict:
+    """Label scores with topics built on each dataset's part of the corpus alone (same embeddings)."""
+    out = {}
+    for name in ("nlpcc", "online-shopping", "bilibili"):
+        part = notes[notes["category"].str.startswith(name + ":")].reset_index(drop=True)
+        _, snapshot, _ = build(part, embedder, fresh_models_dir(f"by-dataset-{name}"))
+        out[name] = label_scores(snapshot, seeds)
+        print(f"{name}: NPMI {out[name]['label_npmi']:.3f} (main's {out[name]['label_npmi_before']:.3f}, "
+              f"BERTopic {out[name].get('bertopic_label_npmi', float('nan')):.3f}), diversity "
+              f"{out[name]['label_diversity']:.3f}, 混合话题 {out[name]['mixed_topics']} of {out[name]['n_topics']}")
+    return out
+
+
+def fresh_models_dir(name: str) -> Path:
+    """An empty bench/out/search_quality/<name> whose embedding cache is the shared bench cache."""
+    models_dir = OUT_DIR / "search_quality" / name
+    shutil.rmtree(models_dir, ignore_errors=True)
+    (models_dir / "cache").mkdir(parents=True)
+    (OUT_DIR / "cache" / "embeddings").mkdir(parents=True, exist_ok=True)
+    (models_dir / "cache" / "embeddings").symlink_to((OUT_DIR / "cache" / "embeddings").resolve())
+    return models_dir
+
+
+# ---- main ----------------------------------------------------------------------------------------------
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--no-bertopic", action="store_true")
+    parser.add_argument("--bertopic-seeds", default="42,43")
+    parser.add_argument("--no-per-dataset", action="store_true", help="skip the per-dataset label scores")
+    args = parser.parse_args(argv)
+    info = run_info(argv)
+    print_header("Search and label quality (bench/search_quality.py)", info)
+    from bench.common import get_bench_embedder
+    from miner.insights.search import TopicSearcher
+    from miner.topics.segment import make_segmenter
+
+    started = time.perf_counter()
+    notes = corpus()
+    embedder = get_bench_embedder()
+    config, snapshot, built = build(notes, embedder, fresh_models_dir("mixed"))
+    print(built.summary())
+    searcher = TopicSearcher(embedder=embedder, segmenter=make_segmenter(config)).fit(snapshot)
+    search = evaluate_search(searcher, snapshot)
+    print(f"search: recall@3 {search['recall_at_3']:.3f}, MRR {search['mrr']:.3f}, off-domain no-match "
+          f"{search['no_match_rate_off_domain']:.3f}, relevant no-match {search['no_match_rate_relevant']:.3f} "
+          f"({search['n_queries']} queries, {search['n_off_domain']} off-domain; unanswerable: "
+          f"{search['unanswerable_queries']})")
+
     seeds = [] if args.no_bertopic else [int(x) for x in args.bertopic_seeds.split(",") if x]
     labels = label_scores(snapshot, seeds)
     out = {

@@ -126,3 +126,15 @@ def test_coherence_flags_a_mixed_topic():
     coherent, mixed = lab.topics_
     assert coherent.coherence == pytest.approx(1.0) and not coherent.is_mixed
     assert mixed.coherence < -0.2 and mixed.is_mixed
+
+
+def test_labeler_params_clone_and_fitted_attributes():
+    from sklearn.base import clone
+    lab = TopicLabeler(n_keywords=4, label_diversity=0.2, min_coherence=-0.7)
+    assert not [a for a in vars(lab) if a.endswith("_")]
+    copy = clone(lab)
+    assert copy.get_params() == lab.get_params() and copy.get_params()["min_coherence"] == -0.7
+    tokens, topics, X, C = _fashion_and_camping()
+    assert lab.fit(tokens, topics, X, C) is lab and len(lab.topics_) == 2
+    with pytest.raises(ValueError, match="keyword_weight"):
+        TopicLabeler(keyword_weight=2).fit(tokens, topics, X, C)

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn.base import BaseEstimator
 from sklearn.feature_extraction.text import CountVectorizer
 
 from miner.schema import OUTLIER, split_tags  # noqa: F401  (OUTLIER: re-exported)
@@ -39,7 +40,7 @@ def _identity(tokens):
     return tokens
 
 
-class ClassTfidf:
+class ClassTfidf(BaseEstimator):
     """c-TF-IDF over pre-tokenised documents.
 
     Parameters
@@ -194,7 +195,7 @@ def mmr_order(relevance: np.ndarray, vectors: np.ndarray, n: int, diversity: flo
     return chosen
 
 
-class TopicLabeler:
+class TopicLabeler(BaseEstimator):
     """Label topics: re-ranked keywords, a short Chinese label, coherence, representative notes.
 
     Parameters
