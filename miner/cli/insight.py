@@ -42,10 +42,10 @@ def register(sub) -> None:
 
 # ---- handlers ------------------------------------------------------------------------------------
 def cmd_trends(args, config: MinerConfig) -> int:
-    from miner.insights.opportunity import trend_table
+    from miner.insights.trends import trend_table
     from miner.topics.snapshot import load_snapshot
     snap = load_snapshot(config, args.run)
-    table = trend_table(snap, freq=args.freq, today=args.today)
+    table = trend_table(snap.notes, snap.assignments, snap.topics, freq=args.freq, today=args.today)
     order = {"emerging": 0, "rising": 1, "peak": 2, "evergreen": 3, "declining": 4}
     table = table.assign(_o=table["stage"].map(order)).sort_values(["_o", "growth_z"], ascending=[True, False])
     print(f"快照 {snap.run_id} · {len(table)} 个话题 · 周期 {'日' if args.freq == 'D' else '周'} "

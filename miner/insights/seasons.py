@@ -20,7 +20,10 @@ The test (same-calendar-window share vs a shift null)
    (世界杯), scores what it would score anyway.
 4. Null: every year's profile is shifted circularly by an independent random number of bins
    (``n_shifts`` draws; seeded) — the years keep their shape but lose their calendar alignment.
-   ``p_value = (1 + #{T_null ≥ T}) / (1 + n_shifts)``.
+   ``p_value = (1 + #{T_null ≥ T}) / (1 + n_shifts)``. With only **two** years this null cannot
+   go below ≈ ``window_bins`` / 36 whatever the data, so there each year's count in the window
+   picked from the *other* year is tested against its expected count (quasi-Poisson z with the
+   dispersion of that year's other bins) and ``p_value`` is the larger of the two.
 5. **Seasonal** when ``p_value ≤ alpha``, the window holds ≥ ``hit_ratio`` × its uniform share in
    at least ``min_years`` years **and** in at least ``min_hit_fraction`` of the years with data
    (an Olympic topic, hot in two summers out of four, is not yearly), and the topic has
@@ -40,7 +43,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = ["SeasonCall", "lunar_bin", "solar_bin", "topic_seasonality"]
+__all__ = ["SeasonCall", "lunar_bin", "seasonality_calls", "solar_bin", "topic_seasonality"]
 
 BINS = 36
 _PART_ZH = ("上旬", "中旬", "下旬")
@@ -127,36 +130,64 @@ def topic_seasonality(series, totals=None, *, today=None, alpha: float = 0.05, n
     SeasonCall
     """
     days, counts, volume = _as_days(series, totals)
-    today = _as_date(today) if today is not None else (days[-1] + dt.timedelta(days=1) if len(days) else None)
+    return seasonality_calls(days, counts[None, :], volume, today=today, alpha=alpha, n_shifts=n_shifts,
+                             seed=seed, min_notes=min_notes, min_years=min_years,
+                             min_hit_fraction=min_hit_fraction, hit_ratio=hit_ratio,
+                             window_bins=window_bins, min_bins=min_bins)[0]
+
+
+def seasonality_calls(days, counts, volume, *, today=None, alpha: float = 0.05, n_shifts: int = 999,
+                      seed: int = 0, min_notes: int = 20, min_years: int = 2,
+                      min_hit_fraction: float = 0.6, hit_ratio: float = 2.0, window_bins: int = 3,
+                      min_bins: int = 12) -> list[SeasonCall]:
+    """:func:`topic_seasonality` for many topics on one shared day grid.
+
+    ``days``: sorted dates (one per period); ``counts``: topics × days; ``volume``: all notes per
+    day (days with no volume are ignored). Alignments are computed once for the grid.
+    """
+    days = [_as_date(d) for d in days]
+    counts = np.atleast_2d(np.asarray(counts, dtype="float64"))
+    volume = np.asarray(volume, dtype="float64")
+    keep = volume > 0
+    days = [d for d, k in zip(days, keep) if k]
+    counts, volume = counts[:, keep], volume[keep]
+    today = _as_date(today) if today is not None else (days[-1] + dt.timedelta(days=1) if days else None)
     empty = dict(is_seasonal=False, peak_month=None, peak_window_zh=None, lunar=False, next_start=None,
                  strength=0.0, years=0)
-    if not len(days) or (days[-1] - days[0]).days + 1 < 365:
-        return SeasonCall(**empty, reason_zh="历史不足一年")
-    if counts.sum() < min_notes:
-        return SeasonCall(**empty, reason_zh=f"笔记少于 {min_notes} 篇")
-    rng = np.random.default_rng(seed)
-    shifts = rng.integers(0, BINS, size=(n_shifts, 64))
-    calls = [_test(days, counts, volume, lunar, shifts, today, alpha, min_years, min_hit_fraction,
-                   hit_ratio, window_bins, min_bins) for lunar in (False, True)]
-    seasonal = [c for c in calls if c.is_seasonal]
-    if seasonal:
-        return max(seasonal, key=lambda c: (c.strength, not c.lunar))
-    return min(calls, key=lambda c: (np.nan_to_num(c.p_value, nan=2.0), c.lunar))
+    if not days or (days[-1] - days[0]).days + 1 < 365:
+        return [SeasonCall(**empty, reason_zh="历史不足一年") for _ in range(len(counts))]
+    shifts = np.random.default_rng(seed).integers(0, BINS, size=(n_shifts, 64))
+    grids = [_alignment(days, lunar) for lunar in (False, True)]
+    out = []
+    for row in counts:
+        if row.sum() < min_notes:
+            out.append(SeasonCall(**empty, reason_zh=f"笔记少于 {min_notes} 篇"))
+            continue
+        calls = [_test(year, bins, row, volume, lunar, shifts, today, alpha, min_years, min_hit_fraction,
+                       hit_ratio, window_bins, min_bins) for lunar, (year, bins) in zip((False, True), grids)]
+        seasonal = [c for c in calls if c.is_seasonal]
+        if seasonal:
+            out.append(max(seasonal, key=lambda c: (c.strength, not c.lunar)))
+        else:
+            out.append(min(calls, key=lambda c: (np.nan_to_num(c.p_value, nan=2.0), c.lunar)))
+    return out
 
 
 # ---- internals ------------------------------------------------------------------------------------
 
-def _test(days, counts, volume, lunar, shifts, today, alpha, min_years, min_hit_fraction, hit_ratio,
-          k, min_bins) -> SeasonCall:
+def _alignment(days, lunar: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(year, bin) per day: calendar year and solar bin, or lunar year and lunar bin."""
     if lunar:
         parts = [_lunar_parts(d) for d in days]
-        year = np.array([p[0] for p in parts])
-        bins = np.array([(p[1] - 1) * 3 + min((p[2] - 1) // 10, 2) for p in parts])
-    else:
-        year = np.array([d.year for d in days])
-        bins = np.array([solar_bin(d) for d in days])
+        return (np.array([p[0] for p in parts]),
+                np.array([(p[1] - 1) * 3 + min((p[2] - 1) // 10, 2) for p in parts]))
+    return np.array([d.year for d in days]), np.array([solar_bin(d) for d in days])
+
+
+def _test(year, bins, counts, volume, lunar, shifts, today, alpha, min_years, min_hit_fraction, hit_ratio,
+          k, min_bins) -> SeasonCall:
     years = np.unique(year)
-    P, used, cov = [], [], []
+    P, used, cov, raw = [], [], [], []
     for y in years:
         sel = year == y
         c = np.bincount(bins[sel], weights=counts[sel], minlength=BINS)
@@ -172,6 +203,7 @@ def _test(days, counts, volume, lunar, shifts, today, alpha, min_years, min_hit_
         P.append(p)
         used.append(int(y))
         cov.append(covered)
+        raw.append((c, v))
     n_years = len(P)
     u = k / BINS
     base = dict(lunar=lunar, n_years=n_years)
@@ -188,6 +220,9 @@ def _test(days, counts, volume, lunar, shifts, today, alpha, min_years, min_hit_
     rolled = win[np.arange(n_years)[None, :, None], (idx[None, None, :] + sh[:, :, None]) % BINS]
     t_null = rolled.sum(axis=1).max(axis=1)
     p_value = float((1 + (t_null >= t_obs - 1e-12).sum()) / (1 + len(t_null)))
+    test_zh = "移位检验"
+    if n_years == 2:        # the shift null cannot go below ≈ k/36 with two years: count test instead
+        p_value, test_zh = _two_year_p(win, raw, k), "两年计数检验"
     window = [(start + j) % BINS for j in range(k)]
     seen = np.vstack(cov)[:, window].sum(axis=1) * 2 > k     # years that cover most of the window
     per_year = win[seen, start]
@@ -205,13 +240,37 @@ def _test(days, counts, volume, lunar, shifts, today, alpha, min_years, min_hit_
     ok = p_value <= alpha and hits >= min_years and hits >= min_hit_fraction * n_years
     if ok:
         nxt_start, nxt_end = _next_window(core, lunar, today)
-        reason = f"{hits}/{n_years} 年集中在{label.removeprefix('每年')} (移位检验 p={p_value:.3f})"
+        reason = f"{hits}/{n_years} 年集中在{label.removeprefix('每年')} ({test_zh} p={p_value:.3f})"
     else:
         nxt_start = nxt_end = None
         reason = (f"仅 {hits}/{n_years} 年在同一窗口集中" if p_value <= alpha
-                  else f"各年峰值不在同一时间 (移位检验 p={p_value:.3f})")
+                  else f"各年峰值不在同一时间 ({test_zh} p={p_value:.3f})")
     return SeasonCall(bool(ok), peak_month, label, next_start=nxt_start, strength=strength, years=hits,
                       p_value=p_value, next_end=nxt_end, reason_zh=reason, **base)
+
+
+def _two_year_p(win: np.ndarray, raw, k: int) -> float:
+    """Two years: each year's count in the window chosen from the *other* year, against its
+    expected count at that year's own average share (quasi-Poisson z, dispersion from the year's
+    other bins, one-sided); the larger of the two p-values (both years must be concentrated)."""
+    from miner.insights.stats import normal_sf
+    ps = []
+    for y in (0, 1):
+        start = int(win[1 - y].argmax())
+        window = [(start + j) % BINS for j in range(k)]
+        c, v = raw[y]
+        if c.sum() <= 0 or v.sum() <= 0:
+            return 1.0
+        expected = c.sum() * v / v.sum()                  # per bin at the year's average share
+        inside = np.zeros(BINS, dtype=bool)
+        inside[window] = True
+        rest = ~inside & (expected > 0)
+        phi = max(1.0, float(((c[rest] - expected[rest]) ** 2 / expected[rest]).mean())) if rest.any() else 1.0
+        e = expected[inside].sum()
+        if e <= 0:
+            return 1.0
+        ps.append(float(normal_sf([(c[inside].sum() - e) / np.sqrt(phi * e)])[0]))
+    return max(ps)
 
 
 def _window_sums(P: np.ndarray, k: int) -> np.ndarray:
