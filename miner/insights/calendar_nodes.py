@@ -18,6 +18,7 @@ talk peaks in October), 618 presales around 05-20 (爆发 from 05-20). ``ip_zh``
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 
 __all__ = ["BUILTIN_NODES", "LUNAR_YEARS", "WEEKDAYS", "rule_date"]
@@ -81,6 +82,13 @@ BUILTIN_NODES: tuple[dict, ...] = (
 )
 
 
+@functools.lru_cache(maxsize=4096)
+def _lunar_to_solar(year: int, month: int, day: int) -> dt.date:
+    from lunar_python import Lunar
+    s = Lunar.fromYmd(year, month, day).getSolar()
+    return dt.date(s.getYear(), s.getMonth(), s.getDay())
+
+
 def rule_date(spec: dict, year: int) -> dt.date | None:
     """The node's date in solar ``year`` from its rule; None when the rule gives no date that year
     (02-29 in a common year; a lunar date that falls in the neighbouring solar year).
@@ -111,11 +119,10 @@ def rule_date(spec: dict, year: int) -> dt.date | None:
         if year not in LUNAR_YEARS:
             raise ValueError(f"lunar dates are computed for {LUNAR_YEARS.start}–{LUNAR_YEARS.stop - 1}; "
                              f"add {year} under \"dates\"")
-        from lunar_python import Lunar
         month, day = (int(v) for v in str(spec["lunar_month_day"]).split("-"))
         for lunar_year in (year - 1, year):       # 腊月 of the previous lunar year may fall in January
-            s = Lunar.fromYmd(lunar_year, month, day).getSolar()
-            if s.getYear() == year:
-                return dt.date(s.getYear(), s.getMonth(), s.getDay())
+            solar = _lunar_to_solar(lunar_year, month, day)
+            if solar.year == year:
+                return solar
         return None
     return None

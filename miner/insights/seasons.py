@@ -20,10 +20,11 @@ The test (same-calendar-window share vs a shift null)
    (世界杯), scores what it would score anyway.
 4. Null: every year's profile is shifted circularly by an independent random number of bins
    (``n_shifts`` draws; seeded) — the years keep their shape but lose their calendar alignment.
-   ``p_value = (1 + #{T_null ≥ T}) / (1 + n_shifts)``. With only **two** years this null cannot
-   go below ≈ ``window_bins`` / 36 whatever the data, so there each year's count in the window
-   picked from the *other* year is tested against its expected count (quasi-Poisson z with the
-   dispersion of that year's other bins) and ``p_value`` is the larger of the two.
+   ``p_value = (1 + #{T_null ≥ T}) / (1 + n_shifts)``. With **two or three** years this null
+   cannot go below ≈ (5/36)^(years − 1) whatever the data (0.14 with two years), so there each
+   year's count in the window picked from the *other* years is tested against its expected count
+   (quasi-Poisson z with the dispersion of that year's other bins, one-sided), and ``p_value`` is
+   the h-th smallest of the years' p-values, h = the number of hit years required below.
 5. **Seasonal** when ``p_value ≤ alpha``, the window holds ≥ ``hit_ratio`` × its uniform share in
    at least ``min_years`` years **and** in at least ``min_hit_fraction`` of the years with data
    (an Olympic topic, hot in two summers out of four, is not yearly), and the topic has
@@ -221,8 +222,9 @@ def _test(year, bins, counts, volume, lunar, shifts, today, alpha, min_years, mi
     t_null = rolled.sum(axis=1).max(axis=1)
     p_value = float((1 + (t_null >= t_obs - 1e-12).sum()) / (1 + len(t_null)))
     test_zh = "移位检验"
-    if n_years == 2:        # the shift null cannot go below ≈ k/36 with two years: count test instead
-        p_value, test_zh = _two_year_p(win, raw, k), "两年计数检验"
+    if n_years <= 3:        # the shift null cannot go below ≈ (5/36)^(years−1): count test instead
+        need = max(min_years, int(np.ceil(min_hit_fraction * n_years)))
+        p_value, test_zh = _count_test_p(win, raw, k, need), "逐年计数检验"
     window = [(start + j) % BINS for j in range(k)]
     seen = np.vstack(cov)[:, window].sum(axis=1) * 2 > k     # years that cover most of the window
     per_year = win[seen, start]
@@ -249,28 +251,30 @@ def _test(year, bins, counts, volume, lunar, shifts, today, alpha, min_years, mi
                       p_value=p_value, next_end=nxt_end, reason_zh=reason, **base)
 
 
-def _two_year_p(win: np.ndarray, raw, k: int) -> float:
-    """Two years: each year's count in the window chosen from the *other* year, against its
-    expected count at that year's own average share (quasi-Poisson z, dispersion from the year's
-    other bins, one-sided); the larger of the two p-values (both years must be concentrated)."""
+def _count_test_p(win: np.ndarray, raw, k: int, need: int) -> float:
+    """Few years: each year's count in the window picked from the *other* years' pooled profile,
+    against its expected count at that year's own average share (quasi-Poisson z, dispersion from
+    the year's other bins, one-sided). The p-value is the ``need``-th smallest of the years'
+    p-values: at least ``need`` years must each be concentrated in the others' window."""
     from miner.insights.stats import normal_sf
     ps = []
-    for y in (0, 1):
-        start = int(win[1 - y].argmax())
+    for y in range(len(raw)):
+        others = np.delete(win, y, axis=0).sum(axis=0)
+        start = int(others.argmax())
         window = [(start + j) % BINS for j in range(k)]
         c, v = raw[y]
         if c.sum() <= 0 or v.sum() <= 0:
-            return 1.0
+            ps.append(1.0)
+            continue
         expected = c.sum() * v / v.sum()                  # per bin at the year's average share
         inside = np.zeros(BINS, dtype=bool)
         inside[window] = True
         rest = ~inside & (expected > 0)
         phi = max(1.0, float(((c[rest] - expected[rest]) ** 2 / expected[rest]).mean())) if rest.any() else 1.0
         e = expected[inside].sum()
-        if e <= 0:
-            return 1.0
-        ps.append(float(normal_sf([(c[inside].sum() - e) / np.sqrt(phi * e)])[0]))
-    return max(ps)
+        ps.append(1.0 if e <= 0 else float(normal_sf([(c[inside].sum() - e) / np.sqrt(phi * e)])[0]))
+    ps.sort()
+    return ps[min(need, len(ps)) - 1]
 
 
 def _window_sums(P: np.ndarray, k: int) -> np.ndarray:
