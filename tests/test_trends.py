@@ -285,8 +285,9 @@ def test_detector_recovers_tnames_that_grew_on_bilibili(bilibili):
     binomial test on the two counts gives p < 0.05; "fell" mirrors it (≤ 1/1.3). The detector
     sees only notes + assignments and is asked the same question (window = one half, daily;
     and at weekly resolution with 4-week windows, whose Monday-aligned buckets do not match the
-    halves). Measured when written (64 tnames, 3 grew, 4 fell): D/31 ρ = 0.998, recall 1.00,
-    AUC 1.00; W/4 ρ = 0.84, recall 0.33 with BH across topics (1.00 before), AUC 1.00; against the other measure of growth (share of
+    halves). Measured when written (64 tnames, 3 grew, 4 fell): D/31 ρ = 0.998, recall 0.67 with BH
+    at 0.05 across topics (1.00 before BH), AUC 1.00; W/4 ρ = 0.84, recall 0.33 (1.00 before),
+    AUC 1.00; against the other measure of growth (share of
     popular-feed slots) ρ = 0.87 / 0.72. Nothing that fell was flagged rising/emerging.
 
     Not tested here, because it is a different question: 7- or 14-day windows at the end of the
@@ -342,7 +343,9 @@ def test_detector_recovers_tnames_that_grew_on_bilibili(bilibili):
               f"fell_flagged_up={r['fell_flagged_up']}")
 
     d, w = results["D"], results["W"]
-    assert d["rho"] >= 0.95 and d["recall"] == 1.0 and d["auc"] == 1.0
+    # the truth is per-tname p < 0.05 (uncorrected); after BH over 64 tnames × (growth, burst) the
+    # weakest grower (鬼畜剧场, q ≈ 0.06 when measured) is no longer called
+    assert d["rho"] >= 0.95 and d["recall"] >= 0.66 and d["auc"] == 1.0
     assert d["fell_flagged_up"] == 0 and w["fell_flagged_up"] == 0
     assert all(ratio[t] > 1.2 for t in d["flagged_up"])        # everything flagged up truly grew
     # weekly: Monday-aligned 4-week buckets blur the halves; after BH across the 64 tnames only the
@@ -369,11 +372,12 @@ def test_trend_calls_use_bh_q_values():
     floor, and a call is made exactly when q ≤ fdr (not when p ≤ fdr)."""
     counts = {1: [10] * 49 + [15] * 7, 2: [10] * 49 + [13] * 7, 3: [10] * 56}
     sc = scores_for(counts)
-    p = sc.growth_p.to_numpy()
+    # one family: the growth and burst p-values of all three topics (m = 6)
+    p = np.concatenate([sc.growth_p.to_numpy(), sc.burst_p.to_numpy()])
     order = np.argsort(p)
-    want = np.minimum.accumulate((p[order] * 3 / np.arange(1, 4))[::-1])[::-1]
-    got = sc.growth_q.to_numpy()[order]
-    assert np.allclose(got, np.minimum(want, 1.0))
+    want = np.empty(6)
+    want[order] = np.minimum(np.minimum.accumulate((p[order] * 6 / np.arange(1, 7))[::-1])[::-1], 1.0)
+    assert np.allclose(np.concatenate([sc.growth_q.to_numpy(), sc.burst_q.to_numpy()]), want)
     q1, p1 = sc.loc[1, "growth_q"], sc.loc[1, "growth_p"]
     assert q1 > p1                                                  # adjusted upward
     lowest = min(q1, sc.loc[1, "burst_q"])
@@ -384,7 +388,7 @@ def test_trend_calls_use_bh_q_values():
 
 def test_steady_topics_with_weekly_seasonality_give_no_calls():
     """The issue's case: 300 steady topics with a weekly rhythm, 5–9 % were called by chance
-    before BH. With BH at fdr 0.10 the expected number of false calls over 300 nulls is ~0."""
+    before BH. With BH at fdr 0.05 the expected number of false calls over 300 nulls is ~0."""
     rng = np.random.default_rng(7)
     K, T = 300, 84
     week = 1 + 0.4 * np.sin(2 * np.pi * np.arange(T) / 7)

@@ -136,7 +136,7 @@ def combine(components: pd.DataFrame, weights: OpportunityWeights | None = None,
     return pd.Series(X @ w / w.sum(), index=components.index, name="score")
 
 
-def momentum_signals(trends: pd.DataFrame, fdr: float = 0.10) -> tuple[np.ndarray, np.ndarray]:
+def momentum_signals(trends: pd.DataFrame, fdr: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
     """The growth and burst z-scores that count toward momentum: a z only where its call survives
     Benjamini–Hochberg (``growth_q`` ≤ fdr for up, ``decline_q`` ≤ fdr for down, ``burst_q`` ≤ fdr),
     0 (no movement) elsewhere and where the trend has no history. A table without q columns
@@ -178,7 +178,7 @@ def commercial_flags(values: pd.Series) -> pd.Series:
 def opportunity_scores(notes: pd.DataFrame, assignments: pd.DataFrame, topics: pd.DataFrame | None = None,
                        trends: pd.DataFrame | None = None, metrics: pd.DataFrame | None = None,
                        node: str | None = None, weights: OpportunityWeights | None = None,
-                       freq: str = "D", nodes=None, fdr: float = 0.10,
+                       freq: str = "D", nodes=None, fdr: float = 0.05,
                        min_commercial_known: int = 3) -> pd.DataFrame:
     """Rank topics by opportunity (module docstring has the formula).
 
