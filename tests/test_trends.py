@@ -440,3 +440,7 @@ def test_trend_table_one_row_per_topic_with_node():
     assert table.set_index("topic_id").loc[2, "node_reason"] == "next"
     part = trend_table(notes, assignments, topics, start="2025-03-03", end="2025-03-09", today="2025-04-28")
     assert part.set_index("topic_id").loc[1, "notes"] == 70
+    empty = trend_table(notes.iloc[0:0], assignments, topics, today="2025-04-28")
+    assert empty.empty and list(empty.columns) == list(TREND_TABLE_COLUMNS)
+    with pytest.raises(ValueError, match="no published_at"):
+        trend_table(notes.assign(published_at=pd.NaT), assignments, topics)

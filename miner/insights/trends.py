@@ -406,8 +406,10 @@ def trend_table(notes: pd.DataFrame, assignments: pd.DataFrame, topics: pd.DataF
     from miner.insights.calendar import load_calendar, next_node, seeding_start
     from miner.insights.node_timing import node_lift
 
-    if PUBLISHED_AT not in notes or notes[PUBLISHED_AT].isna().all():
+    if PUBLISHED_AT not in notes or (len(notes) and notes[PUBLISHED_AT].isna().all()):
         raise ValueError("notes have no published_at; trends need publish times")
+    if notes.empty:                                   # e.g. a filter that left nothing
+        return pd.DataFrame({c: pd.Series(dtype="object") for c in TREND_TABLE_COLUMNS})
     today = _to_timestamp(today).date() if today is not None else pd.Timestamp.now(tz=TZ).date()
     day = _to_local(notes[PUBLISHED_AT]).dt.date
     keep = pd.Series(True, index=notes.index)
