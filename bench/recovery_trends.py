@@ -17,7 +17,8 @@
    BH has a realistic family; everything else is an outlier in the day volume). The full
    ``trend_scores`` (BH across topics included) decides ``is_seasonal``; ``zhihu_seasonal_found``
    lists the PROVENANCE keywords called seasonal with the expected peak month (春晚: a lunar
-   season in January/February), ``zhihu_not_seasonal_ok`` is True when 世界杯 and 奥运 are not.
+   season in January/February), ``zhihu_not_seasonal_ok`` is True when 世界杯 and 奥运 are not;
+   ``zhihu_one_off`` lists which of those two the lifecycle calls 一次性热点.
 
 Writes ``bench/results/insight_recovery_trends.json``.
 """
@@ -143,7 +144,8 @@ def zhihu_seasons() -> dict:
             found.append(name)
     not_ok = all(not calls[n]["is_seasonal"] for n in ZHIHU_NOT_SEASONAL)
     controls_seasonal = [w for w in CONTROLS if calls[w]["is_seasonal"]]
-    return {"zhihu_seasonal_found": found, "zhihu_not_seasonal_ok": not_ok,
+    one_off = [n for n in ZHIHU_NOT_SEASONAL if calls[n]["stage"] == "one_off"]
+    return {"zhihu_seasonal_found": found, "zhihu_not_seasonal_ok": not_ok, "zhihu_one_off": one_off,
             "zhihu_method": "keyword_match", "zhihu_topics": len(names),
             "zhihu_controls_called_seasonal": controls_seasonal, "zhihu_calls": calls}
 

@@ -47,7 +47,8 @@ rising     上升          recent_notes ≥ min_recent_notes, growth_base ≥ mi
 burst      爆发          recent_notes ≥ min_recent_notes, burst_q ≤ fdr, recent share ≥ peak_near ×
                        best-window share (at its high now, far above its baseline)
 one_off    一次性热点     not seasonal; one_off_days around its best moment hold ≥ one_off_share of
-                       all its notes (≥ min_one_off_notes), and that moment is over
+                       all its notes (≥ min_one_off_notes) and ≥ one_off_ratio × their share of
+                       the time span, and that moment is over (世界杯 2022 on the zhihu list)
 declining  衰退          (growth_pct ≤ declining_growth_pct and decline_q ≤ fdr) or post-peak:
                        best window before the recent one, recent share ≤ peak_drop × best share
                        and burst_z ≤ −z_min
@@ -124,7 +125,8 @@ LIFECYCLE_RULES: tuple[tuple[str, str, str], ...] = (
     ("burst", "爆发", "recent_notes >= min_recent_notes and burst_q <= fdr and recent_share >= "
                      "peak_near * peak_share"),
     ("one_off", "一次性热点", "not seasonal and the best one_off_days hold >= one_off_share of all "
-                          "notes (>= min_one_off_notes) and ended before the recent window"),
+                          "notes (>= min_one_off_notes) and >= one_off_ratio x their time share, and "
+                          "ended before the recent window"),
     ("declining", "衰退", "(growth_pct <= declining_growth_pct and decline_q <= fdr) or (peak window "
                          "ended before recent window and recent_share <= peak_drop * peak_share and "
                          "burst_z <= -z_min)"),
@@ -163,7 +165,8 @@ class TrendThresholds:
     baseline_windows: int = 4           # burst_z baseline = this many windows before the recent one
     min_dispersion_periods: int = 6     # fewer baseline periods than this → φ = 1 (pure Poisson)
     one_off_days: int = 28              # span of a one-off spike (days; 4 periods on a weekly grid)
-    one_off_share: float = 0.5          # … holding at least this share of all the topic's notes
+    one_off_share: float = 0.35         # … holding at least this share of all the topic's notes
+    one_off_ratio: float = 5.0          # … and at least this many times its share of the time span
     min_one_off_notes: int = 20
     min_season_notes: int = 20          # season test needs this many notes (and ≥ 1 year of grid)
 
@@ -301,7 +304,7 @@ def _score(series, window, as_of, thresholds, today):
     rising = up_ok & (n_p >= th.min_growth_base) & (g >= th.rising_growth_pct) & sig(growth_q)
     burst = up_ok & sig(burst_q) & (recent_share >= th.peak_near * peak_share)
     one_off = ((total >= th.min_one_off_notes) & (spike_share >= th.one_off_share)
-               & (spike_end <= T - w) & (T >= 3 * k1))
+               & (spike_share >= th.one_off_ratio * k1 / T) & (spike_end <= T - w) & (T >= 3 * k1))
     post_peak = ((peak_end <= T - w) & (recent_share <= th.peak_drop * peak_share)
                  & (bz <= -th.z_min))
     declining = ((g <= th.declining_growth_pct) & sig(decline_q)) | post_peak
