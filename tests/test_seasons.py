@@ -151,3 +151,15 @@ def test_zhihu_keyword_series(zhihu, pattern, seasonal, month, lunar):
         assert call.lunar == lunar
     if lunar:
         assert call.peak_window_zh == "农历新年前后" and call.peak_month in (1, 2)
+
+
+def test_season_window_contains_or_follows_the_day():
+    from miner.insights.seasons import season_window
+    counts, volume = daily("2022-01-01", "2024-12-31",
+                           lambda d: 5.0 if (d.month == 6 and d.day <= 10) else 0.0)
+    call = topic_seasonality(counts, volume, today="2025-01-15")
+    assert season_window(call, "2025-06-05") == (D("2025-06-01"), D("2025-06-10"))   # in season
+    assert season_window(call, "2025-06-11") == (D("2026-06-01"), D("2026-06-10"))   # just over
+    assert season_window(call, "2025-05-31") == (D("2025-06-01"), D("2025-06-10"))
+    off = SeasonCall(False, None, None, False, None, 0.0, 0)
+    assert season_window(off, "2025-06-05") is None

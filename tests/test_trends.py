@@ -418,6 +418,10 @@ def test_seasonal_and_one_off_stages():
     assert sc.loc[1, "season_window_zh"] == "每年6月上旬" and sc.loc[1, "season_peak_month"] == 6
     assert sc.loc[1, "season_next_start"] == pd.Timestamp("2026-06-01").date()
     assert sc.loc[1, "days_to_season"] == 147 and sc.loc[1, "season_q"] <= 0.05
+    assert not sc.loc[1, "in_season"]
+    now = trend_scores(series, today="2026-06-04").set_index("topic_id").loc[1]       # in its window
+    assert now.in_season and now.days_to_season == -3
+    assert now.season_next_start == pd.Timestamp("2027-06-01").date()
     assert not sc.loc[2, "is_seasonal"] and sc.loc[2, "peak_window_share"] >= 0.5
     assert STAGE_NAMES_ZH["one_off"] == "一次性热点" and STAGE_NAMES_ZH["seasonal"] == "季节性"
 

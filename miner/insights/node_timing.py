@@ -13,7 +13,7 @@ so its posterior mean is ``(n_in + a) / (E_in + a)``, likewise outside, and::
 
 ``a`` (``prior_strength``) is estimated from all topics by the method of moments (Marshall 1991:
 prior variance of the inside rate = weighted variance of ``n_in / E_in`` minus its Poisson part),
-``a = 1 / v``, clipped to ``[min_prior, max_prior]``; pass a number to fix it. Big topics keep
+``a = m² / v`` with ``m`` the pooled inside rate (≈ 1), clipped to ``[min_prior, max_prior]``; pass a number to fix it. Big topics keep
 their raw lift; a topic with a handful of notes is pulled toward 1.
 """
 from __future__ import annotations

@@ -25,8 +25,8 @@ timing        节点     only when a calendar node is chosen: pct(log node_lift)
                       covers) over its share outside, shrunk toward 1 for small counts
                       (empirical-Bayes, :mod:`miner.insights.node_timing`)
 season        季节     only when some topic is seasonal (:mod:`miner.insights.seasons`, BH-
-                      corrected): 1 in season, falling linearly to 0 at 180 days before its next
-                      window; non-seasonal topics get the neutral 0.5
+                      corrected): 1 in season (``days_to_season`` ≤ 0), falling linearly to 0 at
+                      180 days before its next window; non-seasonal topics get the neutral 0.5
 ============  ======  =====================================================================
 
 ``pct`` is the percentile rank among the topics that have the signal (ties averaged; one topic →

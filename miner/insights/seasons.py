@@ -44,7 +44,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = ["SeasonCall", "lunar_bin", "seasonality_calls", "solar_bin", "topic_seasonality"]
+__all__ = ["SeasonCall", "lunar_bin", "season_window", "seasonality_calls", "solar_bin", "topic_seasonality"]
 
 BINS = 36
 _PART_ZH = ("上旬", "中旬", "下旬")
@@ -73,6 +73,20 @@ class SeasonCall:
     p_value: float = float("nan")
     next_end: dt.date | None = None
     reason_zh: str = ""
+    window_bins: tuple[int, ...] = ()       # the reported window's ten-day bins (solar or lunar)
+
+
+def season_window(call: SeasonCall, day) -> tuple[dt.date, dt.date] | None:
+    """The occurrence of a seasonal topic's window that contains ``day``, else the next one after
+    it: ``(start, end)``; None when the call is not seasonal. (``call.next_start`` is always the
+    next start *after* its ``today``; this also answers "is it in season now?".)"""
+    if not call.is_seasonal or not call.window_bins:
+        return None
+    day = _as_date(day)
+    start, end = _next_window(list(call.window_bins), call.lunar, day - dt.timedelta(days=40))
+    while end < day:
+        start, end = _next_window(list(call.window_bins), call.lunar, end + dt.timedelta(days=1))
+    return start, end
 
 
 def solar_bin(day: dt.date) -> int:
@@ -248,7 +262,7 @@ def _test(year, bins, counts, volume, lunar, shifts, today, alpha, min_years, mi
         reason = (f"仅 {hits}/{n_years} 年在同一窗口集中" if p_value <= alpha
                   else f"各年峰值不在同一时间 ({test_zh} p={p_value:.3f})")
     return SeasonCall(bool(ok), peak_month, label, next_start=nxt_start, strength=strength, years=hits,
-                      p_value=p_value, next_end=nxt_end, reason_zh=reason, **base)
+                      p_value=p_value, next_end=nxt_end, reason_zh=reason, window_bins=tuple(core), **base)
 
 
 def _count_test_p(win: np.ndarray, raw, k: int, need: int) -> float:

@@ -31,7 +31,9 @@ count change when total volume is flat). ``growth_pct`` is the same change shrun
 ``prior_notes`` pseudo-notes, for sorting.
 
 Seasons come from :func:`miner.insights.seasons.seasonality_calls` when the grid spans a year; their
-shift-null p-values are BH-adjusted across topics too (``season_q``).
+p-values are BH-adjusted across topics too (``season_q``). ``season_next_start`` is the next window
+start after the planning date; ``in_season`` / ``days_to_season`` (≤ 0 while in season) use the
+window occurrence containing the planning date, else the next one.
 
 Lifecycle stages (first matching rule wins; the same table is :data:`LIFECYCLE_RULES`):
 
@@ -65,7 +67,7 @@ import numpy as np
 import pandas as pd
 
 from miner import schema
-from miner.insights.seasons import SeasonCall, seasonality_calls
+from miner.insights.seasons import SeasonCall, season_window, seasonality_calls
 from miner.insights.series import (
     FREQS,
     SERIES_COLUMNS,
@@ -95,6 +97,7 @@ __all__ = [
     "STAGE_NAMES_ZH",
     "TREND_TABLE_COLUMNS",
     "TrendThresholds",
+    "UP_STAGES",
     "growth_display",
     "topic_time_series",
     "trend_scores",
@@ -139,7 +142,7 @@ SCORE_COLUMNS = (
     "growth_z", "growth_p", "growth_q", "decline_q", "acceleration",
     "burst_z", "burst_p", "burst_q", "peak_period", "peak_window_share", "recent_engagement", "low_volume",
     "is_seasonal", "season_window_zh", "season_lunar", "season_peak_month", "season_next_start",
-    "days_to_season", "season_strength", "season_years", "season_p", "season_q",
+    "in_season", "days_to_season", "season_strength", "season_years", "season_p", "season_q",
 )
 
 
@@ -294,6 +297,7 @@ def _score(series, window, as_of, thresholds, today):
     season_q = bh_qvalues(season_p)
     seasonal = np.array([c.is_seasonal for c in calls]) & (np.nan_to_num(season_q, nan=1.0) <= th.season_fdr)
     calls = [c if s else _not_seasonal(c) for c, s in zip(calls, seasonal)]
+    windows = [season_window(c, plan) for c in calls]           # current or next occurrence
 
     def sig(q):
         return np.nan_to_num(q, nan=1.0) <= th.fdr
@@ -340,7 +344,8 @@ def _score(series, window, as_of, thresholds, today):
         "season_lunar": [bool(c.lunar) if c.is_seasonal else None for c in calls],
         "season_peak_month": [c.peak_month if c.is_seasonal else None for c in calls],
         "season_next_start": [c.next_start for c in calls],
-        "days_to_season": [float((c.next_start - plan).days) if c.next_start else np.nan for c in calls],
+        "in_season": [bool(w is not None and w[0] <= plan <= w[1]) for w in windows],
+        "days_to_season": [float((w[0] - plan).days) if w is not None else np.nan for w in windows],
         "season_strength": [float(c.strength) for c in calls],
         "season_years": [int(c.years) for c in calls],
         "season_p": season_p, "season_q": season_q,
