@@ -269,9 +269,9 @@ def opportunity_scores(notes: pd.DataFrame, assignments: pd.DataFrame, topics: p
     engaged = col("engaged_users")
     engaged = np.where(np.isnan(engaged), col("reach"), engaged)
     npu = out["n_notes"].to_numpy(float) / np.where(engaged > 0, engaged, np.nan)
-    counts = [c for c in schema.ENGAGEMENT_COLS if c in joined.columns]
-    if counts:
-        inter = out[TOPIC_ID].map(by_topic[counts].sum().sum(axis=1)).to_numpy(float)
+    if any(c in joined.columns for c in schema.ENGAGEMENT_COLS):
+        per_topic = schema.engagement(joined).groupby(joined[TOPIC_ID]).sum()
+        inter = out[TOPIC_ID].map(per_topic).to_numpy(float)
         proxy = 1000.0 * out["n_notes"].to_numpy(float) / np.maximum(inter, 1.0)
     else:
         proxy = np.full(len(out), np.nan)
