@@ -3,7 +3,9 @@ from pathlib import Path
 
 import streamlit as st
 
+from miner.errors import WorkspaceBusyError
 from miner.ui import loaders, manage, widgets as w
+from miner.ui.upload import column_mapper
 
 ctx = w.page_setup("数据管理 Data")
 workspace = loaders.workspace(ctx.config)
@@ -29,12 +31,18 @@ table = a.selectbox("数据表", list(manage.TABLE_NAMES_ZH), key="data.table",
 mode = b.radio("写入方式", ["upsert", "replace"], key="data.mode", horizontal=True,
                format_func={"upsert": "合并更新 upsert", "replace": "整表替换 replace"}.get)
 upload = st.file_uploader("选择文件", type=manage.UPLOAD_TYPES, key="data.upload")
+st.caption("可直接导入常见导出格式：MediaCrawler 小红书笔记（note_id/title/desc/time/liked_count…）、"
+           "中文表头（标题/正文/点赞数/收藏数/评论数/分享数/发布时间/作者）。只有标题或正文也能导入（趋势需要发布时间）。")
+column_map = column_mapper(workspace, upload.name, upload.getvalue(), table) if upload is not None else None
 if st.button("校验并导入 Validate & import", key="data.ingest", disabled=upload is None, type="primary"):
     try:
         with loaders.db_lock(), st.spinner("校验中 Validating…"):
             st.session_state["data.report"] = workspace.ingest_upload(upload.name, upload.getvalue(),
-                                                                      table, mode)
+                                                                      table, mode, column_map=column_map)
         loaders.clear_tables()
+    except WorkspaceBusyError:
+        st.session_state["data.report"] = None
+        st.warning("工作区正忙（另一个导入或构建正在写入），请稍后重试 Workspace busy, retry in a moment.")
     except (ValueError, OSError) as exc:
         st.session_state["data.report"] = None
         st.error(f"导入失败，未写入任何数据 Import refused, nothing written: {w.md_escape(exc)}")
@@ -50,6 +58,8 @@ if report is not None:
     w.plain(report.summary())
     if report.ignored_columns:
         w.plain("未识别的列（已忽略）: " + ", ".join(report.ignored_columns))
+    for notice in getattr(report, "notices", []):
+        w.plain("提示: " + str(notice))
     if report.errors:
         st.dataframe(manage.report_errors(report), hide_index=True, key="data.errors")
     rejects = Path(report.rejects_path) if report.rejects_path else None
@@ -60,9 +70,12 @@ if report is not None:
         st.info("笔记已更新：点击下方「重建话题」生成新快照 Notes changed: rebuild to mine them.")
 
 st.subheader("工作区数据 Workspace tables")
-with loaders.db_lock():
-    counts = workspace.table_counts()
-st.dataframe(counts, hide_index=True, key="data.tables")
+try:
+    with loaders.db_lock():
+        counts = workspace.table_counts()
+    st.dataframe(counts, hide_index=True, key="data.tables")
+except WorkspaceBusyError:
+    st.warning("工作区正忙（另一个进程正在写入），稍后刷新 Workspace busy; refresh in a moment.")
 
 st.subheader("重建话题 Rebuild topics")
 st.caption("用工作区的全部笔记重新挖掘话题。构建成功后才切换快照；失败时继续使用当前快照。")

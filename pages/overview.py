@@ -35,6 +35,9 @@ else:
     event = st.dataframe(table, hide_index=True, key="overview.table", on_select="rerun",
                          selection_mode="single-row", column_order=tables.OVERVIEW_COLUMNS,
                          column_config=tables.overview_column_config(ctx.k))
+    st.download_button("导出话题表 Excel", data=loaders.topic_table_xlsx(table, f.window_label),
+                       file_name="topics.xlsx", key="overview.excel", icon=":material/download:",
+                       mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
     rows = event.selection.rows if event is not None and hasattr(event, "selection") else []
     if rows:
         picked = int(table.iloc[rows[0]][schema.TOPIC_ID])

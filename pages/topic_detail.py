@@ -1,4 +1,7 @@
-"""话题详情 Topic detail: trend with marketing nodes, keywords, notes, AIPS, penetration, orders."""
+"""话题详情 Topic detail: trend with marketing nodes, 极光 scorecard, keywords, notes, AIPS, TGI, penetration, orders."""
+import datetime as dt
+from zoneinfo import ZoneInfo
+
 import pandas as pd
 import streamlit as st
 
@@ -39,6 +42,17 @@ st.plotly_chart(charts.trend(series[series[schema.TOPIC_ID] == topic_id], w.node
                 key="detail.trend")
 st.caption("阴影：节点 蓄水(蓝) / 爆发(红) / 返场(灰) 阶段；虚线：节点当天")
 
+st.markdown("#### 极光指标 · 认知 / 内容积累 / 人群渗透 / 口碑激发")
+card = loaders.scorecard(ctx.source, segment, dt.datetime.now(ZoneInfo(ctx.config.timezone)).date())
+radar, detail = st.columns([2, 3])
+radar.plotly_chart(charts.scorecard_radar(card, topic_id), key="detail.scorecard")
+rows = card[card[schema.TOPIC_ID] == topic_id]
+detail.dataframe(pd.DataFrame({"象限": rows["quadrant_zh"], "指标": rows["metric_zh"], "数值": rows["value"],
+                               "话题间百分位": rows["percentile"], "口径": rows["basis"]}),
+                 hide_index=True, key="detail.scorecard_table",
+                 column_config={"数值": st.column_config.NumberColumn(format="%.3g"),
+                                "话题间百分位": st.column_config.ProgressColumn(min_value=0, max_value=100, format="P%.0f")})
+
 left, right = st.columns([1, 2])
 with left:
     st.markdown("#### 关键词")
@@ -69,6 +83,21 @@ else:
     with b:
         st.markdown("**AIPS 流转（触达人群 vs 未触达人群）**")
         st.dataframe(tables.flow_table(mrow, ctx.k), hide_index=True, key="detail.flow")
+
+    st.markdown("#### 人群纠偏 TGI（互动人群占比 ÷ 全体人群占比 × 100）")
+    tgi = loaders.tgi(ctx.source)
+    mine = tgi[tgi[schema.TOPIC_ID] == topic_id] if tgi is not None else tgi
+    if mine is None or mine.empty:
+        st.info(f"没有互动用户不少于 {ctx.k} 人的人群单元，TGI 不显示")
+    else:
+        st.dataframe(pd.DataFrame({
+            "人群": mine["segment_zh"], "TGI": mine["tgi"].round(0), "区间": [f"{a:.0f}–{b:.0f}" for a, b in zip(
+                mine["tgi_lo"], mine["tgi_hi"])], "显著偏好": mine["over_index"], "互动用户": mine["engaged_users"],
+            "近期 TGI": [f"{v:.0f}" if pd.notna(v) else f"<{ctx.k} 人" for v in mine["tgi_last"]],
+            "变化": mine["trend_arrow"],
+            "转化提升": mine["conversion_lift"].round(2)}).head(15), hide_index=True, key="detail.tgi")
+        st.caption("近期 = 最近 30 天 vs 之前 30 天；↑/↓ 为两比例检验 p < 0.05，→ 为无显著变化；"
+                   "转化提升 = 该人群转化率 ÷ 话题其余互动人群转化率（相关，非因果）")
 
     st.markdown("#### 分人群渗透率")
     grid = loaders.penetration_by(ctx.source, ("gender", "age_band"), None, None)

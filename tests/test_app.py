@@ -225,6 +225,19 @@ def test_topic_detail_sections_and_suppression(app_workspace):
         assert title[:30] not in markdown
 
 
+def test_topic_detail_scorecard_and_tgi(app_workspace):
+    at = run_page("pages/topic_detail.py")
+    assert_ok(at)
+    assert any(m.value.startswith("#### 极光指标") for m in at.markdown)
+    assert len(at.get("plotly_chart")) >= 4                 # trend, 极光 radar, AIPS funnel, city tiers
+    card = next(d.value for d in at.dataframe if "象限" in d.value.columns)
+    assert set(card["象限"]) == {"认知", "内容积累", "人群渗透", "口碑激发"}
+    assert card["话题间百分位"].dropna().between(0, 100).all()
+    tgi = next(d.value for d in at.dataframe if "TGI" in d.value.columns)
+    assert len(tgi) and (tgi["互动用户"] >= MinerConfig().k_anonymity).all()     # k-anonymity: no small cell
+    assert tgi["TGI"].is_monotonic_decreasing
+
+
 def test_topic_detail_topic_and_segment_change_content(app_workspace):
     at = run_page("pages/topic_detail.py")
     first = at.session_state["detail.topic"]

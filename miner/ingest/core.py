@@ -68,6 +68,12 @@ def _renames(headers, schema: TableSchema, column_map: dict | None, preset: str 
                 raise ValueError(f"{path}: column_map source {source!r} is not in the file; found: {names}")
             if key != target:
                 out[key] = target
+        # An explicit map is the whole mapping: a header it leaves out is ignored, even one that
+        # happens to carry a schema column's name (the mapper's "ignore" choice).
+        chosen = {normalize_name(s) for s in column_map}
+        for key in names:
+            if key not in chosen and key in schema.names:
+                out[key] = f"{key} (ignored)"
         return out, None
     if preset == "auto":
         preset = detect_preset(headers, schema.name)

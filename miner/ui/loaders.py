@@ -298,3 +298,28 @@ def brief(source: Source, topic_id: int, segment: str | None, node_key: str | No
     metrics = segment_metrics(source, segment, None, None)
     return build_brief(snapshot(source), int(topic_id), segment=segment, node=node_key, metrics=metrics,
                        today=today)
+
+
+@st.cache_data(max_entries=16, show_spinner="计算极光指标 Scoring the quadrants…")
+def scorecard(source: Source, segment: str | None, today: dt.date) -> pd.DataFrame:
+    """:func:`miner.insights.scorecard.topic_scorecard`; notes-only rows when the audience tables are missing."""
+    from miner.insights.scorecard import topic_scorecard
+    metrics = segment_metrics(source, segment, None, None) if segment else None
+    card = _audience_call(source, ("engagements",), lambda con, asg: topic_scorecard(
+        snapshot(source), metrics=metrics, con=con, today=today, k=source.k))
+    return card if card is not None else topic_scorecard(snapshot(source), metrics=metrics, today=today, k=source.k)
+
+
+@st.cache_data(max_entries=8, show_spinner="计算人群纠偏 Ranking audiences (TGI)…")
+def tgi(source: Source) -> pd.DataFrame | None:
+    """:func:`miner.insights.tgi.topic_tgi` for every topic; None when the audience tables are missing."""
+    from miner.insights.tgi import topic_tgi
+    return _audience_call(source, ("engagements", "audience"), lambda con, asg: topic_tgi(
+        con, asg, k=source.k, attribution_days=source.attribution_days))
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def topic_table_xlsx(table: pd.DataFrame, window_label: str) -> bytes:
+    """The overview's topic table as an Excel workbook (columns as shown, a note on the window)."""
+    from miner.insights.briefs import topic_table_excel
+    return topic_table_excel(table, notes=[f"时间窗口 {window_label}"])
