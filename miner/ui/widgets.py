@@ -16,7 +16,7 @@ import streamlit as st
 from miner import schema
 from miner.config import MinerConfig
 from miner.topics.snapshot import latest_run_id
-from miner.ui import loaders
+from miner.ui import auth, loaders
 from miner.ui.bootstrap import is_demo_workspace, needs_preparation, prepare_workspace
 
 ALL = "全部"
@@ -119,7 +119,8 @@ def _build_embedder(config: MinerConfig):
 
 
 def page_setup(title: str) -> PageContext:
-    """Title, first-start build if needed, serving snapshot and sidebar status."""
+    """Sign-in guard, title, first-start build if needed, serving snapshot and sidebar status."""
+    auth.guard()                       # signed out: the sign-in form, and nothing below runs
     st.title(title)
     config = loaders.app_config()
     ensure_workspace(config)
