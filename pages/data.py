@@ -3,10 +3,11 @@ from pathlib import Path
 
 import streamlit as st
 
-from miner.ui import loaders, manage, widgets as w
+from miner.ui import auth, loaders, manage, widgets as w
 
 ctx = w.page_setup("数据管理 Data")
 w.defaults({"data.table": "notes", "data.mode": "upsert"})
+editable = auth.can_edit()             # viewers see this page but cannot upload, replace or rebuild
 
 st.subheader("当前服务的快照 Serving snapshot")
 meta = ctx.snapshot.meta
@@ -22,13 +23,16 @@ with st.expander("全部快照 All snapshots"):
 
 st.subheader("上传数据 Upload")
 st.caption("支持 CSV / TSV / JSONL / Excel (.xlsx) / Parquet；编码自动识别 (UTF-8 / GBK)。用户 ID 入库前加盐哈希。")
+if not editable:
+    st.info("只读账户：上传、替换与重建需要编辑权限 Viewer account: upload, replace and rebuild need an editor.")
 a, b = st.columns([1, 1])
 table = a.selectbox("数据表", list(manage.TABLE_NAMES_ZH), key="data.table",
                     format_func=manage.TABLE_NAMES_ZH.get)
-mode = b.radio("写入方式", ["upsert", "replace"], key="data.mode", horizontal=True,
+mode = b.radio("写入方式", ["upsert", "replace"], key="data.mode", horizontal=True, disabled=not editable,
                format_func={"upsert": "合并更新 upsert", "replace": "整表替换 replace"}.get)
-upload = st.file_uploader("选择文件", type=manage.UPLOAD_TYPES, key="data.upload")
-if st.button("校验并导入 Validate & import", key="data.ingest", disabled=upload is None, type="primary"):
+upload = st.file_uploader("选择文件", type=manage.UPLOAD_TYPES, key="data.upload", disabled=not editable)
+if st.button("校验并导入 Validate & import", key="data.ingest", disabled=upload is None or not editable,
+             type="primary") and editable and upload is not None:
     try:
         with loaders.db_lock(), st.spinner("校验中 Validating…"):
             st.session_state["data.report"] = manage.ingest_upload(ctx.config, upload.name, upload.getvalue(),
@@ -36,7 +40,7 @@ if st.button("校验并导入 Validate & import", key="data.ingest", disabled=up
         loaders.clear_tables()
     except (ValueError, OSError) as exc:
         st.session_state["data.report"] = None
-        st.error(f"导入失败，未写入任何数据 Import refused, nothing written: {exc}")
+        st.error(f"导入失败，未写入任何数据 Import refused, nothing written: {w.md_escape(exc)}")
 
 report = st.session_state.get("data.report")
 if report is not None:
@@ -65,7 +69,7 @@ st.dataframe(counts, hide_index=True, key="data.tables")
 
 st.subheader("重建话题 Rebuild topics")
 st.caption("用工作区的全部笔记重新挖掘话题。构建成功后才切换快照；失败时继续使用当前快照。")
-if st.button("重建话题 Rebuild", key="data.rebuild"):
+if st.button("重建话题 Rebuild", key="data.rebuild", disabled=not editable) and editable:
     lock = loaders.build_lock()
     if not lock.acquire(blocking=False):
         st.warning("另一个重建正在进行，请稍后刷新 Another rebuild is running; refresh in a while.")
@@ -91,4 +95,4 @@ if st.button("重建话题 Rebuild", key="data.rebuild"):
         st.rerun()                         # redraw everything on the new snapshot
 status = st.session_state.get("data.build")
 if status is not None:
-    (st.success if status[0] == "ok" else st.error)(status[1])
+    (st.success if status[0] == "ok" else st.error)(w.md_escape(status[1]))

@@ -108,7 +108,7 @@ def _run_preparation(config: MinerConfig) -> None:
     try:
         prepare_workspace(config, on_progress=report, embedder=_build_embedder(config))
     except Exception as exc:   # show it; whatever completed (e.g. a snapshot) is kept
-        st.error(f"构建失败 Build failed: {exc}")
+        st.error(f"构建失败 Build failed: {md_escape(exc)}")
         st.stop()
     box.empty()
     loaders.clear_tables()
