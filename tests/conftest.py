@@ -65,7 +65,7 @@ def payload_workspace_root(tmp_path_factory) -> Path:
         build_topics(config, load_notes(config), show_progress=False)
         topics_path = Path(config.snapshots_dir) / latest_run_id(config) / "topics.parquet"
     topics = pd.read_parquet(topics_path)
-    topics["label"] = [f"{PAYLOADS[i % 4]} {label}" for i, label in enumerate(topics["label"])]
+    topics["label"] = [f"{PAYLOADS[i % 4]} {label} {' '.join(PAYLOADS)}" for i, label in enumerate(topics["label"])]
     topics["keywords"] = [[PAYLOADS[i % 4], *list(k)[1:]] for i, k in enumerate(topics["keywords"])]
     topics.to_parquet(topics_path, index=False)
     return root
