@@ -39,6 +39,11 @@ PAYLOADS = ("![x](http://127.0.0.1:9/p.png)", "[link](http://evil)", "<img src=x
 
 
 @pytest.fixture(scope="session")
+def payloads() -> tuple[str, ...]:
+    return PAYLOADS
+
+
+@pytest.fixture(scope="session")
 def payload_workspace_root(tmp_path_factory) -> Path:
     """90 of the user's own notes (one per demo category, no simulated audience) whose titles, tags and
     categories and — set after the build, as a curator would — topic labels and keywords carry

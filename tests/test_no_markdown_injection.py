@@ -19,8 +19,6 @@ from markdown_it import MarkdownIt
 from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.element_tree import AlertBase, Block, HeadingBase, Markdown, Text, UnknownElement
 
-from conftest import PAYLOADS
-
 REPO = Path(__file__).resolve().parent.parent
 TIMEOUT = 120
 _MD = MarkdownIt("commonmark")           # html=True: raw HTML would pass through, so we would see it
@@ -86,17 +84,17 @@ def assert_no_markup(at: AppTest) -> list[str]:
     return [rendered_text(text) for _, text in strings]
 
 
-def shown_literally(texts: list[str]) -> set[str]:
+def shown_literally(texts: list[str], payloads) -> set[str]:
     """The payloads that appear verbatim, as text, in the rendered strings (proof they got this far)."""
-    return {p for p in PAYLOADS if any(p in t for t in texts)}
+    return {p for p in payloads if any(p in t for t in texts)}
 
 
 @pytest.fixture
-def payload_user(payload_workspace, tmp_path, monkeypatch):
+def payload_user(payload_workspace, payloads, tmp_path, monkeypatch):
     """Signed in as an editor whose display name is a payload too."""
     from miner.ui import accounts
     path = tmp_path / "auth.yaml"
-    accounts.add_user(path, "eve", "eve-password", "editor", name=PAYLOADS[2])
+    accounts.add_user(path, "eve", "eve-password", "editor", name=payloads[2])
     monkeypatch.setenv("MINER_AUTH_FILE", str(path))
     return payload_workspace
 
@@ -114,38 +112,39 @@ def _topic_ids(config) -> list[int]:
     return sorted(int(t) for t in load_snapshot(config).topics["topic_id"])
 
 
-def test_overview_and_sidebar(payload_user):
+def test_overview_and_sidebar(payload_user, payloads):
     at = page("pages/overview.py")
     assert_no_markup(at)
-    assert PAYLOADS[2] in [t.value for t in at.sidebar.text][0]            # the name, as plain text
+    assert payloads[2] in [t.value for t in at.sidebar.text][0]            # the name, as plain text
     assert any("onerror" in str(v) for v in at.dataframe[0].value["label"])  # labels reached the table
     category = next(o for o in at.selectbox(key="overview.category").options if "**bold**" in o)
     at.selectbox(key="overview.category").select(category).run()
     assert_no_markup(at)
 
 
-def test_topic_detail_every_topic(payload_user):
+def test_topic_detail_every_topic(payload_user, payloads):
     at = page("pages/topic_detail.py")
     seen: set[str] = set()
     for topic in _topic_ids(payload_user):
         at.selectbox(key="detail.topic").set_value(topic).run()
-        seen |= shown_literally(assert_no_markup(at))
+        seen |= shown_literally(assert_no_markup(at), payloads)
         texts = [t.value for t in at.text]
-        assert any(p in t for t in texts for p in PAYLOADS)               # note titles: plain text
-    assert seen == set(PAYLOADS)                        # every label showed its payload as literal text
+        assert any(p in t for t in texts for p in payloads)               # note titles: plain text
+    assert seen == set(payloads)                        # every label showed its payload as literal text
 
 
-def test_brief_every_topic(payload_user):
+def test_brief_every_topic(payload_user, payloads):
     at = page("pages/brief.py")
     seen: set[str] = set()
     for topic in _topic_ids(payload_user):
         at.selectbox(key="brief.topic").set_value(topic).run()
-        seen |= shown_literally(assert_no_markup(at))
-    assert seen == set(PAYLOADS)
+        seen |= shown_literally(assert_no_markup(at), payloads)
+    assert seen == set(payloads)
 
 
-@pytest.mark.parametrize("query", ["露营 装备", "猫咪 日常", *PAYLOADS])
-def test_search_results_and_errors(payload_user, query):
+@pytest.mark.parametrize("query", ["露营 装备", "猫咪 日常", 0, 1, 2, 3])     # ints: payloads[i]
+def test_search_results_and_errors(payload_user, payloads, query):
+    query = payloads[query] if isinstance(query, int) else query
     at = page("pages/search.py")
     at.text_input(key="search.query").input(query).run()
     texts = assert_no_markup(at)
@@ -153,7 +152,7 @@ def test_search_results_and_errors(payload_user, query):
     assert at.error or "推荐理由" in shown              # results, or a refusal whose text is inert
 
 
-def test_data_page_import_refused_column_names(payload_user, monkeypatch):
+def test_data_page_import_refused_column_names(payload_user, payloads, monkeypatch):
     import streamlit as st
 
     class Upload:
@@ -161,7 +160,7 @@ def test_data_page_import_refused_column_names(payload_user, monkeypatch):
 
         @staticmethod
         def getvalue() -> bytes:
-            return (",".join(PAYLOADS) + "\n1,2,3,4\n").encode()
+            return (",".join(payloads) + "\n1,2,3,4\n").encode()
 
     monkeypatch.setattr(st, "file_uploader", lambda *a, **k: Upload())    # AppTest cannot upload files
     at = page("pages/data.py")
@@ -169,13 +168,13 @@ def test_data_page_import_refused_column_names(payload_user, monkeypatch):
     at.button(key="data.ingest").click().run()
     texts = assert_no_markup(at)
     assert "导入失败" in at.error[0].value
-    assert shown_literally(texts) == set(PAYLOADS)      # every header is named in the error, as text
+    assert shown_literally(texts, payloads) == set(payloads)      # every header is named in the error, as text
 
 
-def test_markup_detector_catches_raw_payloads():
+def test_markup_detector_catches_raw_payloads(payloads):
     """The checker itself: raw payloads are caught, escaped ones are not."""
     from miner.ui.widgets import md_escape
-    for payload in PAYLOADS:
+    for payload in payloads:
         assert rendered_markup(f"导入失败: {payload}")
         assert not rendered_markup(f"导入失败: {md_escape(payload)}")
         assert payload in rendered_text(md_escape(payload))
