@@ -62,10 +62,10 @@ def assert_only_the_form(page) -> None:
     headings = [h.strip() for h in page.locator("h1").all_inner_texts()]
     assert headings == ["选题雷达 Topic Miner"], headings
     main = page.locator('[data-testid="stMain"]')
-    for text in PAGE_CONTENT:
-        assert main.get_by_text(text).count() == 0, text
+    for text in PAGE_CONTENT:          # expect(): retries briefly while a rerun clears stale elements
+        expect(main.get_by_text(text), text).to_have_count(0, timeout=10_000)
     for testid in ("stMetric", "stDataFrame", "stPlotlyChart", "stFileUploader"):
-        assert page.locator(f'[data-testid="{testid}"]').count() == 0, testid
+        expect(page.locator(f'[data-testid="{testid}"]'), testid).to_have_count(0, timeout=10_000)
     assert page.locator('[data-testid="stException"]').count() == 0
 
 
@@ -96,6 +96,7 @@ def test_viewer_cannot_upload_or_rebuild(page, accounts_url, shot):
     page.get_by_role("button", name=re.compile("退出登录")).click()
     page.locator('input[type="password"]').wait_for()
     wait_idle(page)
+    shot(page, "11b-viewer-signed-out")
     assert_only_the_form(page)
 
 
