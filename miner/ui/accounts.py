@@ -84,7 +84,8 @@ class Account:
 
 
 def normalize_username(username: str) -> str:
-    return str(username).strip().casefold()
+    """Case- and space-insensitive; capped, so a flood of long made-up names stays small in memory."""
+    return str(username).strip().casefold()[:64]
 
 
 def auth_file() -> Path:

@@ -129,7 +129,8 @@ def login_form() -> None:
     password_only = set(accounts) == {SINGLE_USER} and accounts[SINGLE_USER].env_password is not None
     st.subheader("登录 Sign in")
     with st.form("auth.form"):
-        username = SINGLE_USER if password_only else st.text_input("用户名 Username", key="auth.username")
+        username = SINGLE_USER if password_only else st.text_input("用户名 Username", key="auth.username",
+                                                                         max_chars=64)
         password = st.text_input("访问密码 Password", type="password", key="auth.password")
         submitted = st.form_submit_button("进入 Enter" if password_only else "登录 Sign in", type="primary")
     if submitted:
