@@ -3,9 +3,12 @@ from pathlib import Path
 
 import streamlit as st
 
+from miner.errors import WorkspaceBusyError
 from miner.ui import auth, loaders, manage, widgets as w
+from miner.ui.upload import column_mapper
 
 ctx = w.page_setup("数据管理 Data")
+workspace = loaders.workspace(ctx.config)
 w.defaults({"data.table": "notes", "data.mode": "upsert"})
 editable = auth.can_edit()             # viewers see this page but cannot upload, replace or rebuild
 
@@ -19,7 +22,7 @@ c[2].metric("离群占比", f"{(ctx.snapshot.assignments['topic_id'] < 0).mean()
 st.caption(f"模型 {w.md_escape(meta.get('embedding', {}).get('model_id', '?'))} · "
            f"创建于 {w.md_escape(meta.get('created_at', '?'))} · 数据指纹 {w.md_escape(meta.get('data_hash', '?'))}")
 with st.expander("全部快照 All snapshots"):
-    st.dataframe(manage.snapshot_catalog(ctx.config), hide_index=True, key="data.snapshots")
+    st.dataframe(workspace.snapshot_catalog(), hide_index=True, key="data.snapshots")
 
 st.subheader("上传数据 Upload")
 st.caption("支持 CSV / TSV / JSONL / Excel (.xlsx) / Parquet；编码自动识别 (UTF-8 / GBK)。用户 ID 入库前加盐哈希。")
@@ -31,13 +34,19 @@ table = a.selectbox("数据表", list(manage.TABLE_NAMES_ZH), key="data.table",
 mode = b.radio("写入方式", ["upsert", "replace"], key="data.mode", horizontal=True, disabled=not editable,
                format_func={"upsert": "合并更新 upsert", "replace": "整表替换 replace"}.get)
 upload = st.file_uploader("选择文件", type=manage.UPLOAD_TYPES, key="data.upload", disabled=not editable)
+st.caption("可直接导入常见导出格式：MediaCrawler 小红书笔记（note_id/title/desc/time/liked_count…）、"
+           "中文表头（标题/正文/点赞数/收藏数/评论数/分享数/发布时间/作者）。只有标题或正文也能导入（趋势需要发布时间）。")
+column_map = column_mapper(workspace, upload.name, upload.getvalue(), table) if upload and editable else None
 if st.button("校验并导入 Validate & import", key="data.ingest", disabled=upload is None or not editable,
              type="primary") and editable and upload is not None:
     try:
         with loaders.db_lock(), st.spinner("校验中 Validating…"):
-            st.session_state["data.report"] = manage.ingest_upload(ctx.config, upload.name, upload.getvalue(),
-                                                                   table, mode)
+            st.session_state["data.report"] = workspace.ingest_upload(upload.name, upload.getvalue(),
+                                                                      table, mode, column_map=column_map)
         loaders.clear_tables()
+    except WorkspaceBusyError:
+        st.session_state["data.report"] = None
+        st.warning("工作区正忙（另一个导入或构建正在写入），请稍后重试 Workspace busy, retry in a moment.")
     except (ValueError, OSError) as exc:
         st.session_state["data.report"] = None
         st.error(f"导入失败，未写入任何数据 Import refused, nothing written: {w.md_escape(exc)}")
@@ -53,6 +62,8 @@ if report is not None:
     w.plain(report.summary())
     if report.ignored_columns:
         w.plain("未识别的列（已忽略）: " + ", ".join(report.ignored_columns))
+    for notice in getattr(report, "notices", []):
+        w.plain("提示: " + str(notice))
     if report.errors:
         st.dataframe(manage.report_errors(report), hide_index=True, key="data.errors")
     rejects = Path(report.rejects_path) if report.rejects_path else None
@@ -63,9 +74,12 @@ if report is not None:
         st.info("笔记已更新：点击下方「重建话题」生成新快照 Notes changed: rebuild to mine them.")
 
 st.subheader("工作区数据 Workspace tables")
-with loaders.db_lock():
-    counts = manage.table_counts(ctx.config)
-st.dataframe(counts, hide_index=True, key="data.tables")
+try:
+    with loaders.db_lock():
+        counts = workspace.table_counts()
+    st.dataframe(counts, hide_index=True, key="data.tables")
+except WorkspaceBusyError:
+    st.warning("工作区正忙（另一个进程正在写入），稍后刷新 Workspace busy; refresh in a moment.")
 
 st.subheader("重建话题 Rebuild topics")
 st.caption("用工作区的全部笔记重新挖掘话题。构建成功后才切换快照；失败时继续使用当前快照。")
@@ -80,12 +94,13 @@ if st.button("重建话题 Rebuild", key="data.rebuild", disabled=not editable) 
         bar.progress(min(max(frac, 0.0), 1.0), text=f"{stage} · {frac:.0%}")
 
     try:
-        with loaders.db_lock():
-            notes = manage.stored_notes(ctx.config)
-        result = manage.rebuild(ctx.config, notes, loaders.embedder(ctx.config.embedding_model), progress)
+        with loaders.db_lock():          # the database is read only here; the build itself runs unlocked
+            notes = workspace.notes()
+        result = workspace.build(notes=notes, embedder=loaders.embedder(ctx.config.embedding_model),
+                                 on_progress=progress).result
     except Exception as exc:              # any failure: report it; `latest` still names the old snapshot
         st.session_state["data.build"] = ("error", f"重建失败，继续使用快照 {ctx.source.run_id} "
-                                                   f"Rebuild failed; still serving {ctx.source.run_id}: {exc}")
+                                                   f"Rebuild failed; still serving {ctx.source.run_id}: {w.md_escape(exc)}")
     else:
         st.session_state["data.build"] = ("ok", result.summary())
         loaders.clear_tables()
@@ -95,4 +110,4 @@ if st.button("重建话题 Rebuild", key="data.rebuild", disabled=not editable) 
         st.rerun()                         # redraw everything on the new snapshot
 status = st.session_state.get("data.build")
 if status is not None:
-    (st.success if status[0] == "ok" else st.error)(w.md_escape(status[1]))
+    (st.success if status[0] == "ok" else st.error)(status[1])

@@ -264,13 +264,19 @@ NOTES_CSV = ("note_id,title,body,author_id,published_at,likes,collects,comments,
              "viewer_1,我的笔记,露营装备清单,a1,2024-05-01 10:00,1,2,3,4\n").encode()
 
 
-def test_viewer_cannot_upload_replace_or_rebuild(signed_workspace, monkeypatch):
+def _record_writes(monkeypatch) -> list[str]:
+    """Replace the upload widget (AppTest has none) and record the workspace writes the page asks for."""
     import streamlit as st
-    from miner.ui import manage
-    called = []
-    monkeypatch.setattr(st, "file_uploader", lambda *a, **k: FakeUpload("n.csv", NOTES_CSV))   # AppTest has no uploader
-    monkeypatch.setattr(manage, "ingest_upload", lambda *a, **k: called.append("ingest"))
-    monkeypatch.setattr(manage, "rebuild", lambda *a, **k: called.append("rebuild"))
+    from miner.workspace import Workspace
+    called: list[str] = []
+    monkeypatch.setattr(st, "file_uploader", lambda *a, **k: FakeUpload("n.csv", NOTES_CSV))
+    monkeypatch.setattr(Workspace, "ingest_upload", lambda *a, **k: called.append("ingest"))
+    monkeypatch.setattr(Workspace, "build", lambda *a, **k: called.append("rebuild"))
+    return called
+
+
+def test_viewer_cannot_upload_replace_or_rebuild(signed_workspace, monkeypatch):
+    called = _record_writes(monkeypatch)
     serving = latest_run_id(signed_workspace)
     at = app_at("pages/data.py", **{"auth.user": "vera", "data.mode": "replace"}).run()
     assert not at.exception
@@ -285,16 +291,13 @@ def test_viewer_cannot_upload_replace_or_rebuild(signed_workspace, monkeypatch):
 
 
 def test_editor_may_upload_and_rebuild(signed_workspace, monkeypatch):
-    import streamlit as st
-    from miner.ui import manage
-    called = []
-    monkeypatch.setattr(st, "file_uploader", lambda *a, **k: FakeUpload("n.csv", NOTES_CSV))
-    monkeypatch.setattr(manage, "ingest_upload", lambda *a, **k: called.append("ingest"))
+    called = _record_writes(monkeypatch)
     at = app_at("pages/data.py", **{"auth.user": "eddie"}).run()
     assert not at.exception and not at.info
     assert not at.button(key="data.ingest").disabled and not at.button(key="data.rebuild").disabled
     at.button(key="data.ingest").click().run()
-    assert called == ["ingest"]
+    at.button(key="data.rebuild").click().run()
+    assert called == ["ingest", "rebuild"]
 
 
 def test_single_password_is_one_editor_account(payload_workspace, monkeypatch):
