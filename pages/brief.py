@@ -23,7 +23,7 @@ with c3:
 try:
     brief = loaders.brief(ctx.source, topic_id, segment, node_key, today)
 except Exception as exc:   # a brief that cannot be written must not take the page down
-    st.error(f"无法生成简报 Cannot build the brief: {exc}")
+    st.error(f"无法生成简报 Cannot build the brief: {w.md_escape(exc)}")
     st.stop()
 markdown = brief.to_markdown()
 
