@@ -289,8 +289,8 @@ class Workspace:
 
     # ---- insights --------------------------------------------------------------------------------
     def trend_table(self, snapshot, freq: str = "D", today=None) -> pd.DataFrame:
-        from miner.insights.opportunity import trend_table
-        return trend_table(snapshot, freq=freq, today=today)
+        from miner.insights.trends import trend_table
+        return trend_table(snapshot.notes, snapshot.assignments, snapshot.topics, freq=freq, today=today)
 
     def audience_tables_ready(self, needs=("engagements", "audience")) -> bool:
         """True when the tables exist; loads the simulated ones first in the demo workspace only."""

@@ -4,10 +4,11 @@ import streamlit as st
 from miner import schema
 from miner.ui import charts, loaders, tables, widgets as w
 
-SORTS = {"机会分": "score", "增长": "growth_pct", "渗透率": "penetration", "GMV": "gmv"}
+SORTS = {"机会分": "score", "增长": "growth_pct", "渗透率": "penetration", "归因 GMV": "attributed_gmv"}
 
 ctx = w.page_setup("总览 Overview")
 w.defaults({"overview.sort": "机会分"})
+w.keep_valid("overview.sort", list(SORTS), "机会分")
 f = w.filter_bar(ctx, "overview")
 
 trends = loaders.trend_table(ctx.source, f.start, f.end, f.category)

@@ -89,12 +89,12 @@ def _window_arg(text: str | None):
 
 
 def cmd_metrics(args, config: MinerConfig) -> int:
-    from miner.insights.audience import Segment
+    from miner.insights.audience import AudienceFilter
 
     workspace = Workspace(config)
     k = args.k if args.k is not None else config.k_anonymity
     days = args.attribution_days if args.attribution_days is not None else config.attribution_days
-    segment = Segment.from_spec(args.segment)
+    segment = AudienceFilter.from_spec(args.segment)
     snap = workspace.snapshot(args.run)
     if workspace.missing_tables() and workspace.is_demo():
         print("演示工作区: 导入模拟人群数据 demo workspace: loading the SIMULATED audience tables")
@@ -103,10 +103,11 @@ def cmd_metrics(args, config: MinerConfig) -> int:
                                     attribution_days=days, k=k)
     if args.csv:
         table.to_csv(args.csv, index=False, encoding="utf-8-sig")
+    brands = sorted(table["brand"].dropna().unique()) if "brand" in table else []
     print(f"人群 segment: {segment.label} · 人群规模 {_count(table['segment_size'].iloc[0])} · "
-          f"归因窗口 T+{days} · k={k} · 品牌 {args.brand or '全部 (用户×品牌 计数)'}")
-    print(render_metrics(table, args.top))
-    print(f"— = 少于 k={k} 人，已隐藏 suppressed (k-anonymity)")
+          f"归因窗口 T+{days} · k={k} · 品牌 {args.brand or '、'.join(brands) or '—'} (按品牌分别计算, 不合并)")
+    print(render_metrics(table, args.top, k=k))
+    print(f"<{k} = 少于 k={k} 人，已隐藏 suppressed (k-anonymity) · 关联提升 = 对比匹配的未触达人群 (相关, 非因果), 区间含 1 为不显著")
     return 0
 
 

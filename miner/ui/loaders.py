@@ -175,23 +175,11 @@ def filtered_notes(source: Source, start: dt.date | None, end: dt.date | None,
 @st.cache_data(max_entries=16, show_spinner="计算趋势 Scoring trends…")
 def trend_table(source: Source, start: dt.date | None, end: dt.date | None,
                 category: str | None) -> pd.DataFrame:
-    """One row per topic with notes in the filter: label, keywords, notes, engagement, lifecycle
-    stage and growth (:func:`miner.insights.trends.trend_scores` over the filtered notes)."""
-    from miner.insights.trends import SCORE_COLUMNS, topic_time_series, trend_scores
+    """One row per topic with notes in the filter: :func:`miner.insights.trends.trend_table`."""
+    from miner.insights.trends import trend_table as _trend_table
     snap = snapshot(source)
     notes = filtered_notes(source, start, end, category)
-    topics = snap.topics[[schema.TOPIC_ID, "label", "keywords", "size"]].copy()
-    topics["keywords"] = topics["keywords"].map(lambda k: " ".join(list(k)[:6]))
-    in_topic = notes[notes[schema.TOPIC_ID] != schema.OUTLIER]
-    counts = in_topic.groupby(schema.TOPIC_ID).agg(notes=(schema.NOTE_ID, "size"),
-                                                   engagement=(ENGAGEMENT, "sum")).reset_index()
-    out = topics.merge(counts, on=schema.TOPIC_ID, how="inner")
-    if len(notes):
-        scores = trend_scores(topic_time_series(notes, snap.assignments, freq="D", start=start, end=end))
-    else:
-        scores = pd.DataFrame(columns=list(SCORE_COLUMNS))
-    scores = scores.drop(columns=["total_notes", "recent_engagement"], errors="ignore")
-    return out.merge(scores, on=schema.TOPIC_ID, how="left").reset_index(drop=True)
+    return _trend_table(notes, snap.assignments, snap.topics, start=start, end=end, freq="D")
 
 
 @st.cache_data(max_entries=16, show_spinner="计算机会分 Scoring opportunities…")

@@ -22,10 +22,9 @@ from .privacy import suppressed_text
 from .reach import INTERACTION_ACTIONS, penetration_growth, topic_engagement, topic_reach_penetration
 from .touches import ENGAGED_ACTIONS
 
-Segment = AudienceFilter      # transition alias: callers outside this package still say Segment
 
 __all__ = [
-    "AudienceFilter", "Segment", "topic_reach_penetration", "penetration_growth", "topic_engagement", "aips_flow",
+    "AudienceFilter", "topic_reach_penetration", "penetration_growth", "topic_engagement", "aips_flow",
     "aips_stage_counts", "order_value", "default_brand", "interaction_metrics", "topic_metrics_table", "matched_lift",
     "suppressed_text", "TOPIC_METRICS_COLUMNS", "ORDER_COLUMNS", "LIFT_COLUMNS", "FLOW_STAGES", "FLOW_PAIRS",
     "NOT_IN_POOL", "INTERACTION_ACTIONS", "ENGAGED_ACTIONS", "ATTRIBUTION_RULES", "UNATTRIBUTED", "ACTIVITY_EDGES",

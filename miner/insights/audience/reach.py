@@ -58,7 +58,7 @@ def topic_reach_penetration(con, assignments: pd.DataFrame, segment=None, window
     ----------
     con : duckdb connection with ``engagements`` and ``audience``.
     assignments : DataFrame with ``note_id``, ``topic_id``.
-    segment : Segment, spec string ``"gender=F,age_band=18-24"``, dict or None (everyone).
+    segment : AudienceFilter, spec string ``"gender=F,age_band=18-24"``, dict or None (everyone).
     window : ``(start, end)`` on engagement ts, start inclusive, end exclusive; None = all.
     k : minimum users per cell; smaller cells are suppressed.
     by : audience columns to break each topic down by (segment cells).
