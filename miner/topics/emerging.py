@@ -8,8 +8,9 @@ spherical k-means (``k = pool size // min_size``) proposes groups; a group count
 quantile of how close existing topics' own notes are to their centres — "as tight as a real topic".
 
 A group becomes a *candidate* (``emerging_candidates``). When a candidate is seen again at the
-next update (its centre within ``persist_similarity``) and its notes span at least two publish
-days, it is promoted: a new permanent id, its notes assigned, and its centre kept with the
+next update (its centre within ``persist_similarity``, or at least ``persist_overlap`` of the
+candidate's notes still in the group) and its notes span at least ``min_days`` publish days, it
+is promoted: a new permanent id, its notes assigned, and its centre kept with the
 snapshot so later notes can join it (:func:`assign_emerging`). Candidates are dropped when not
 seen again. A rebuild folds emerging topics into the model (warm start) and clears candidates.
 """
@@ -32,6 +33,7 @@ class EmergingParams:
     window_days: float = 3.0
     cohesion_quantile: float = 0.25
     persist_similarity: float = 0.7
+    persist_overlap: float = 0.5
     min_days: int = 2
     seed: int = 42
 
@@ -47,6 +49,7 @@ class EmergingParams:
 class Group:
     rows: np.ndarray            # rows into the pool's source table
     centre: np.ndarray          # unit vector in the centred space
+    note_ids: tuple = ()        # filled in by the caller
 
 
 def cohesion_threshold(Zc: np.ndarray, raw_ids: np.ndarray, quantile: float) -> float:
@@ -115,18 +118,23 @@ def track_candidates(groups: list[Group], previous: pd.DataFrame, days: list[int
     for g, group in enumerate(groups):
         match = None
         if len(prev):
+            members = set(group.note_ids)
+            before = [set(schema.list_cell(c.get("note_ids"))) for c in prev]
+            shared = np.array([len(members & b) / max(len(b), 1) for b in before])
             sims = prev_centres @ group.centre
-            for i in np.argsort(-sims):
-                if sims[i] >= params.persist_similarity and int(i) not in taken:
+            for i in np.argsort(-(sims + shared)):
+                ok = sims[i] >= params.persist_similarity or shared[i] >= params.persist_overlap
+                if ok and int(i) not in taken:
                     match = int(i)
                     break
         if match is None:
             keep.append({"candidate_id": f"{run_id}-{g}", "centroid": group.centre.tolist(), "first_run": run_id,
-                         "first_day": day, "last_run": run_id, "last_day": day, "seen": 1, "size": len(group.rows)})
+                         "first_day": day, "last_run": run_id, "last_day": day, "seen": 1, "size": len(group.rows),
+                         "note_ids": list(group.note_ids)})
             continue
         taken.add(match)
         cand = {**prev[match], "centroid": group.centre.tolist(), "last_run": run_id, "last_day": day,
-                "seen": int(prev[match]["seen"]) + 1, "size": len(group.rows)}
+                "seen": int(prev[match]["seen"]) + 1, "size": len(group.rows), "note_ids": list(group.note_ids)}
         if days[g] >= params.min_days:
             promote.append((group, cand))
         else:

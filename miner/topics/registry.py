@@ -51,7 +51,7 @@ DDL = (
         keyword VARCHAR, note_ids VARCHAR[], created_at TIMESTAMPTZ)""",
     """CREATE TABLE IF NOT EXISTS emerging_candidates (
         candidate_id VARCHAR PRIMARY KEY, centroid FLOAT[] NOT NULL, first_run VARCHAR,
-        first_day DATE, last_run VARCHAR, last_day DATE, seen INTEGER, size INTEGER)""",
+        first_day DATE, last_run VARCHAR, last_day DATE, seen INTEGER, size INTEGER, note_ids VARCHAR[])""",
     """CREATE TABLE IF NOT EXISTS registry_runs (
         run_id VARCHAR PRIMARY KEY, kind VARCHAR, applied_at TIMESTAMPTZ)""",
 )
@@ -148,9 +148,10 @@ def apply_delta(config: MinerConfig, delta: dict) -> bool:
         if "candidates" in delta:
             con.execute("DELETE FROM emerging_candidates")
             for c in delta["candidates"]:
-                con.execute("INSERT INTO emerging_candidates VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                con.execute("INSERT INTO emerging_candidates VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                             [c["candidate_id"], [float(x) for x in c["centroid"]], c["first_run"],
-                             c["first_day"], c["last_run"], c["last_day"], int(c["seen"]), int(c["size"])])
+                             c["first_day"], c["last_run"], c["last_day"], int(c["seen"]), int(c["size"]),
+                             [str(n) for n in c.get("note_ids", [])]])
         con.execute("INSERT INTO registry_runs VALUES (?, ?, ?)", [run_id, delta.get("kind"), now_at(config)])
     return True
 

@@ -73,15 +73,17 @@ def raw_topic_ids(snapshot: Snapshot) -> np.ndarray:
 
 def predict_topic_ids(snapshot: Snapshot, vectors) -> tuple[np.ndarray, np.ndarray]:
     """(raw permanent topic id or −1, score) of embedded notes under ``snapshot``: the clusterer's
-    topics, then the emerging topics for what it leaves unassigned."""
-    labels, scores = snapshot.clusterer.predict_with_scores(vectors)
+    topic, unless an emerging topic is closer (or the clusterer leaves the note unassigned)."""
+    clusterer = snapshot.clusterer
+    labels, scores = clusterer.predict_with_scores(vectors)
     ids = np.where(labels >= 0, cluster_topic_ids(snapshot)[np.maximum(labels, 0)], -1)
     emerging = snapshot.meta.get("registry", {}).get("emerging", [])
-    if emerging and (ids < 0).any():
-        rows = np.flatnonzero(ids < 0)
-        e_ids, e_sims = assign_emerging(snapshot.clusterer.transform(np.asarray(vectors)[rows], smooth=False), emerging)
-        ids[rows[e_ids >= 0]] = e_ids[e_ids >= 0]
-        scores[rows[e_ids >= 0]] = e_sims[e_ids >= 0]
+    if emerging and len(ids):
+        Zc = clusterer.transform(vectors, smooth=False)
+        e_ids, e_sims = assign_emerging(Zc, emerging)
+        own = np.einsum("ij,ij->i", Zc, clusterer.cluster_centers_[np.maximum(labels, 0)])
+        take = (e_ids >= 0) & ((labels < 0) | (e_sims > own))
+        ids[take], scores[take] = e_ids[take], e_sims[take]
     return ids.astype(np.int64), scores.astype(np.float32)
 
 
@@ -303,6 +305,9 @@ def update_topics(config: MinerConfig, new_notes: pd.DataFrame, snapshot: Snapsh
     published = pd.to_datetime(notes[schema.PUBLISHED_AT], utc=True).dt.tz_convert(config.timezone)
     day = str(published.max().date()) if len(published) else None
     days = [int(published.iloc[pool[g.rows]].dt.date.nunique()) for g in groups]
+    note_ids = notes[schema.NOTE_ID].astype(str).to_numpy()
+    for g in groups:
+        g.note_ids = tuple(note_ids[pool[g.rows]])
     run_id = new_run_id(config, "u")
     candidates, promote = track_candidates(groups, reg_db.read_table(config, "emerging_candidates"),
                                            days, run_id, day, params)
