@@ -6,7 +6,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from miner.config import MinerConfig
 from miner.topics import curation, registry
 from miner.topics.embed import HashingEmbedder
 from miner.topics.matching import match_topics, overlap_matrix, similarity_matrix
@@ -86,21 +85,6 @@ def no_ambient_config(monkeypatch):
     for key in [k for k in os.environ if k.startswith("MINER_")]:
         monkeypatch.delenv(key)
 
-
-@pytest.fixture
-def review_notes(reviews_4cats) -> pd.DataFrame:
-    n = len(reviews_4cats)
-    return pd.DataFrame({
-        "note_id": [f"r{i:03d}" for i in range(n)], "title": "", "body": reviews_4cats["review"],
-        "tags": [[] for _ in range(n)], "author_id": [f"a{i % 7}" for i in range(n)],
-        "published_at": pd.date_range("2023-09-01", periods=n, freq="h", tz="Asia/Shanghai"),
-        "likes": 1, "collects": 0, "comments": 0, "shares": 0, "category": reviews_4cats["cat"]})
-
-
-@pytest.fixture
-def config(tmp_path) -> MinerConfig:
-    return MinerConfig(models_dir=tmp_path / "models", workspace_dir=tmp_path / "ws",
-                       embedding_model="hashing", min_topic_size=10, n_topics=None)
 
 
 def topic_of(snap):
@@ -211,3 +195,20 @@ def test_flags_mark_new_and_retired_topics(config):
     flags = registry.topic_flags(config, new_within_days=3, as_of="2023-09-11").set_index("topic_id")
     assert flags["is_new"].tolist() == [False, False, True]
     assert flags["is_retired"].tolist() == [False, True, False]
+
+
+def test_search_works_on_permanent_ids_with_gaps(config, review_notes):
+    from miner.insights.search import TopicSearcher
+    build_topics(config, review_notes, embedder=HashingEmbedder(), show_progress=False)
+    snap = load_snapshot(config)
+    t = snap.topics.sort_values("size")["topic_id"].tolist()
+    curation.merge_topics(config, [t[-1]], t[0], actor="alice")    # the largest (id 0) goes: a gap
+    snap = load_snapshot(config)
+    ids = set(snap.topics["topic_id"])
+    assert t[-1] not in ids and ids != set(range(len(ids)))
+    topic_of = snap.assignments.set_index("note_id")["topic_id"]
+    ideas = TopicSearcher(snap, HashingEmbedder()).fit().search("酒店 房间 早餐", k=3)
+    assert ideas and all(i.topic_id in ids for i in ideas)
+    for idea in ideas:
+        assert all(topic_of[e.note_id] == idea.topic_id for e in idea.examples)
+        assert idea.size == snap.topics.set_index("topic_id").at[idea.topic_id, "size"]

@@ -13,7 +13,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from miner.config import MinerConfig
 from miner.topics import registry
 from miner.topics.embed import HashingEmbedder
 from miner.topics.pipeline import build_topics, predict_texts
@@ -30,19 +29,10 @@ def no_ambient_config(monkeypatch):
 
 
 @pytest.fixture
-def review_notes(reviews_4cats) -> pd.DataFrame:
-    n = len(reviews_4cats)
-    return pd.DataFrame({
-        "note_id": [f"r{i:03d}" for i in range(n)], "title": "", "body": reviews_4cats["review"],
-        "tags": [[] for _ in range(n)], "author_id": [f"a{i % 7}" for i in range(n)],
-        "published_at": pd.Timestamp("2023-09-01", tz="Asia/Shanghai") + pd.to_timedelta(np.arange(n) % 5, unit="D"),
-        "likes": 1, "collects": 0, "comments": 0, "shares": 0, "category": reviews_4cats["cat"]})
-
-
-@pytest.fixture
-def config(tmp_path) -> MinerConfig:
-    return MinerConfig(models_dir=tmp_path / "models", workspace_dir=tmp_path / "ws",
-                       embedding_model="hashing", min_topic_size=10)
+def review_notes(review_notes) -> pd.DataFrame:
+    """Published over five days, 48 a day."""
+    days = pd.to_timedelta(np.arange(len(review_notes)) % 5, unit="D")
+    return review_notes.assign(published_at=pd.Timestamp("2023-09-01", tz="Asia/Shanghai") + days)
 
 
 def test_update_embeds_only_new_notes_and_extends_the_snapshot(config, review_notes):
