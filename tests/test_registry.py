@@ -150,6 +150,8 @@ def test_curation_is_audited_and_replayed_across_a_rebuild(config, review_notes)
     assert t[3] not in topics.index and (topic_of(rebuilt).loc[moved] == t[2]).mean() >= 0.9
     history = registry.topic_history(config, t[0])
     assert {"rename", "pin"} <= set(history.query("kind == 'curation'")["event"])
+    assert "merge" in set(registry.topic_history(config, t[3])["event"])        # merged away, by carol
+    assert registry.topic_history(config, t[3]).query("event == 'merge'")["actor"].tolist() == ["carol"]
     assert registry.verify_registry(config) == []
 
 

@@ -202,9 +202,10 @@ def topic_history(config: MinerConfig, topic_id: int) -> pd.DataFrame:
         lineage = con.execute("""SELECT event_at AS "at", run_id, event, topic_id, related_id FROM topic_lineage
                                  WHERE (topic_id = ? OR related_id = ?) AND event <> 'continued'
                                  ORDER BY event_at""", [tid, tid]).df()
-        audit = con.execute("SELECT acted_at AS \"at\", actor, action, topic_id, before_json, after_json FROM topic_audit "
-                            "WHERE topic_id = ? OR after_json LIKE ? ORDER BY audit_id",
-                            [tid, f'%"topic_id": {tid}%']).df()
+        audit = con.execute("SELECT acted_at AS \"at\", actor, action, topic_id, before_json, after_json "
+                            "FROM topic_audit ORDER BY audit_id").df()
+    audit = audit[[tid == r.topic_id or tid in _mentioned(r.before_json) | _mentioned(r.after_json)
+                   for r in audit.itertuples()]]
     rows = []
     for r in lineage.itertuples():
         if r.topic_id == tid:
@@ -220,6 +221,26 @@ def topic_history(config: MinerConfig, topic_id: int) -> pd.DataFrame:
                      "detail": f"{r.before_json} → {r.after_json}"})
     out = pd.DataFrame(rows, columns=["at", "kind", "event", "actor", "detail"])
     return out.sort_values("at", kind="stable").reset_index(drop=True)
+
+
+def _mentioned(text) -> set[int]:
+    """Topic ids an audit JSON cell names (``topic_id``, ``parent_id``, ``merged``), at any depth."""
+    found: set[int] = set()
+
+    def walk(obj):
+        if isinstance(obj, list):
+            for item in obj:
+                walk(item)
+        elif isinstance(obj, dict):
+            for key, value in obj.items():
+                if key in ("topic_id", "parent_id") and isinstance(value, int):
+                    found.add(value)
+                elif key == "merged" and isinstance(value, list):
+                    found.update(v for v in value if isinstance(v, int))
+                else:
+                    walk(value)
+    walk(json.loads(text) if isinstance(text, str) and text else None)
+    return found
 
 
 def topic_flags(config: MinerConfig, new_within_days: int = 7, as_of=None) -> pd.DataFrame:
