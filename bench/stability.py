@@ -148,7 +148,7 @@ def run(args) -> dict:
     build_topics(seeded, bigger[cols], embedder=embedder, show_progress=False)
     reseed = topics_of(w1)
     out["reseed_agreement"] = round(float((reseed.reindex(after.index) == after).mean()), 4)
-    cold = dataclasses.replace(w1, seed=44, extra={"warm_start": False})
+    cold = dataclasses.replace(w1, seed=44, warm_start=False)
     build_topics(cold, bigger[cols], embedder=embedder, show_progress=False)
     out["reseed_agreement_cold"] = round(float((topics_of(w1).reindex(reseed.index) == reseed).mean()), 4)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -38,23 +38,17 @@ class MinerConfig:
     k_anonymity: int = 50
     attribution_days: int = 15
     timezone: str = "Asia/Shanghai"
-    extra: dict = field(default_factory=dict)
+    warm_start: bool = True              # rebuilds start from the previous topics (stable ids)
+    emerging_window_days: float = 3.0    # updates look for emerging topics among notes this recent
 
-    @property
-    def db_path(self) -> Path:
-        return Path(self.workspace_dir) / "miner.duckdb"
-
-    @property
-    def rejects_dir(self) -> Path:
-        return Path(self.workspace_dir) / "rejects"
-
-    @property
-    def snapshots_dir(self) -> Path:
-        return Path(self.models_dir) / "topic-model"
-
-    @property
-    def embedding_cache_dir(self) -> Path:
-        return Path(self.models_dir) / "cache" / "embeddings"
+    # Derived paths: the one home for every data and model location.
+    demo_dir = property(lambda self: Path(self.data_dir) / "demo")
+    dicts_dir = property(lambda self: Path(self.data_dir) / "dicts")
+    calendar_path = property(lambda self: Path(self.data_dir) / "calendar" / "marketing_nodes.json")
+    db_path = property(lambda self: Path(self.workspace_dir) / "miner.duckdb")
+    rejects_dir = property(lambda self: Path(self.workspace_dir) / "rejects")
+    snapshots_dir = property(lambda self: Path(self.models_dir) / "topic-model")
+    embedding_cache_dir = property(lambda self: Path(self.models_dir) / "cache" / "embeddings")
 
     def with_overrides(self, **changes) -> "MinerConfig":
         clean = {k: v for k, v in changes.items() if v is not None}

@@ -6,6 +6,7 @@ import streamlit as st
 from miner.ui import loaders, manage, widgets as w
 
 ctx = w.page_setup("数据管理 Data")
+workspace = loaders.workspace(ctx.config)
 w.defaults({"data.table": "notes", "data.mode": "upsert"})
 
 st.subheader("当前服务的快照 Serving snapshot")
@@ -18,7 +19,7 @@ c[2].metric("离群占比", f"{(ctx.snapshot.assignments['topic_id'] < 0).mean()
 st.caption(f"模型 {w.md_escape(meta.get('embedding', {}).get('model_id', '?'))} · "
            f"创建于 {w.md_escape(meta.get('created_at', '?'))} · 数据指纹 {w.md_escape(meta.get('data_hash', '?'))}")
 with st.expander("全部快照 All snapshots"):
-    st.dataframe(manage.snapshot_catalog(ctx.config), hide_index=True, key="data.snapshots")
+    st.dataframe(workspace.snapshot_catalog(), hide_index=True, key="data.snapshots")
 
 st.subheader("上传数据 Upload")
 st.caption("支持 CSV / TSV / JSONL / Excel (.xlsx) / Parquet；编码自动识别 (UTF-8 / GBK)。用户 ID 入库前加盐哈希。")
@@ -31,12 +32,12 @@ upload = st.file_uploader("选择文件", type=manage.UPLOAD_TYPES, key="data.up
 if st.button("校验并导入 Validate & import", key="data.ingest", disabled=upload is None, type="primary"):
     try:
         with loaders.db_lock(), st.spinner("校验中 Validating…"):
-            st.session_state["data.report"] = manage.ingest_upload(ctx.config, upload.name, upload.getvalue(),
-                                                                   table, mode)
+            st.session_state["data.report"] = workspace.ingest_upload(upload.name, upload.getvalue(),
+                                                                      table, mode)
         loaders.clear_tables()
     except (ValueError, OSError) as exc:
         st.session_state["data.report"] = None
-        st.error(f"导入失败，未写入任何数据 Import refused, nothing written: {exc}")
+        st.error(f"导入失败，未写入任何数据 Import refused, nothing written: {w.md_escape(exc)}")
 
 report = st.session_state.get("data.report")
 if report is not None:
@@ -60,7 +61,7 @@ if report is not None:
 
 st.subheader("工作区数据 Workspace tables")
 with loaders.db_lock():
-    counts = manage.table_counts(ctx.config)
+    counts = workspace.table_counts()
 st.dataframe(counts, hide_index=True, key="data.tables")
 
 st.subheader("重建话题 Rebuild topics")
@@ -76,12 +77,13 @@ if st.button("重建话题 Rebuild", key="data.rebuild"):
         bar.progress(min(max(frac, 0.0), 1.0), text=f"{stage} · {frac:.0%}")
 
     try:
-        with loaders.db_lock():
-            notes = manage.stored_notes(ctx.config)
-        result = manage.rebuild(ctx.config, notes, loaders.embedder(ctx.config.embedding_model), progress)
+        with loaders.db_lock():          # the database is read only here; the build itself runs unlocked
+            notes = workspace.notes()
+        result = workspace.build(notes=notes, embedder=loaders.embedder(ctx.config.embedding_model),
+                                 on_progress=progress).result
     except Exception as exc:              # any failure: report it; `latest` still names the old snapshot
         st.session_state["data.build"] = ("error", f"重建失败，继续使用快照 {ctx.source.run_id} "
-                                                   f"Rebuild failed; still serving {ctx.source.run_id}: {exc}")
+                                                   f"Rebuild failed; still serving {ctx.source.run_id}: {w.md_escape(exc)}")
     else:
         st.session_state["data.build"] = ("ok", result.summary())
         loaders.clear_tables()

@@ -103,9 +103,9 @@ def _label(config, topic_id: int) -> str:
 
 # ---- every page ----------------------------------------------------------------------------------
 def test_first_start_built_snapshot_and_audience(app_workspace):
-    from miner.ui.bootstrap import missing_tables
+    from miner.workspace import Workspace
     assert latest_run_id(app_workspace) is not None
-    assert missing_tables(app_workspace) == []
+    assert Workspace(app_workspace).missing_tables() == []
 
 
 @pytest.mark.parametrize("path", list(PAGES))
@@ -304,11 +304,12 @@ def test_data_rebuild_switches_snapshot(workspace_copy):
 
 def test_ingest_upload_reports_row_errors(workspace_copy):
     from miner.ui import manage
+    from miner.workspace import Workspace
     csv = ("user_id,gender,age_band,city_tier\n"
            "u1,F,18-24,1\n"
            "u2,X,18-24,1\n"          # bad gender
            "u3,M,99,2\n").encode()   # bad age band
-    report = manage.ingest_upload(workspace_copy, "../../人群 upload.csv", csv, "audience")
+    report = Workspace(workspace_copy).ingest_upload("../../人群 upload.csv", csv, "audience")
     assert (report.rows_accepted, report.rows_rejected) == (1, 2)
     errors = manage.report_errors(report)
     assert sorted(errors["行 row"]) == [2, 3]
@@ -316,20 +317,20 @@ def test_ingest_upload_reports_row_errors(workspace_copy):
     assert Path(report.rejects_path).parent == Path(workspace_copy.rejects_dir)
     assert not list((Path(workspace_copy.workspace_dir) / "uploads").iterdir())   # upload removed
     with pytest.raises(ValueError):
-        manage.ingest_upload(workspace_copy, "x.csv", b"foo,bar\n1,2\n", "audience")
+        Workspace(workspace_copy).ingest_upload("x.csv", b"foo,bar\n1,2\n", "audience")
 
 
 def test_simulated_audience_only_for_demo_notes(workspace_copy, tmp_path):
     from miner.config import MinerConfig
-    from miner.ui import manage
-    from miner.ui.bootstrap import is_demo_workspace, needs_preparation
-    assert is_demo_workspace(workspace_copy)
-    own = MinerConfig.load().with_overrides(workspace_dir=tmp_path / "own", models_dir=tmp_path / "own-models")
+    from miner.workspace import Workspace
+    assert Workspace(workspace_copy).is_demo()
+    own = Workspace(MinerConfig.load().with_overrides(workspace_dir=tmp_path / "own",
+                                                      models_dir=tmp_path / "own-models"))
     csv = ("note_id,title,body,author_id,published_at,likes,collects,comments,shares\n"
            "mine_1,我的笔记,露营装备清单,a1,2024-05-01 10:00,1,2,3,4\n").encode()
-    manage.ingest_upload(own, "mine.csv", csv, "notes")
-    assert not is_demo_workspace(own)
-    assert needs_preparation(own)                 # no snapshot yet: build, but no simulated tables
+    own.ingest_upload("mine.csv", csv, "notes")
+    assert not own.is_demo()
+    assert own.needs_preparation()                 # no snapshot yet: build, but no simulated tables
 
 
 @pytest.fixture(scope="module")
@@ -353,11 +354,11 @@ def own_workspace(_own_workspace_root, monkeypatch) -> MinerConfig:
 
 @pytest.mark.parametrize("path", list(PAGES))
 def test_pages_without_audience_data(own_workspace, path):
-    from miner.ui.bootstrap import missing_tables
+    from miner.workspace import Workspace
     at = run_page(path)
     assert_ok(at)
     assert latest_run_id(own_workspace) is not None
-    assert len(missing_tables(own_workspace)) == 4       # nothing simulated into the user's workspace
+    assert len(Workspace(own_workspace).missing_tables()) == 4       # nothing simulated into the user's workspace
     assert not at.sidebar.warning                        # no "SIMULATED" banner
     if path in ("pages/overview.py", "pages/topic_detail.py"):
         shown = " ".join([c.value for c in at.caption] + [i.value for i in at.info])

@@ -431,14 +431,14 @@ def _write_inputs(tmp_path):
 
 
 def test_ingest_hashes_user_ids_everywhere(tmp_path):
-    from miner.cli.audience import ingest_audience_files
+    from miner.workspace import Workspace
     from miner.ingest import hash_ids
     config = MinerConfig(workspace_dir=tmp_path / "ws")
     paths = _write_inputs(tmp_path)
     bad = pd.read_csv(paths["engagements"])
     bad.loc[0, "action"] = "purchase"                       # a rejected row still carries a user id
     bad.to_csv(paths["engagements"], index=False)
-    reports = ingest_audience_files(paths, config)
+    reports = Workspace(config).ingest_tables(paths)
     assert [r.rows_rejected for r in reports] == [1, 0, 0, 0]
 
     with duckdb.connect(str(config.db_path), read_only=True) as c:

@@ -107,11 +107,11 @@ def test_reached_users_convert_more(sim, stub_notes):
 
 
 def test_written_files_are_labelled_and_ingest_cleanly(sim, tmp_path):
-    from miner.cli.audience import ingest_audience_files
+    from miner.workspace import Workspace
     paths = write_simulated(sim, tmp_path / "simulated")
     assert pq.read_schema(paths["orders"]).metadata[b"miner.simulated"].decode() == SIMULATED_LABEL
     config = MinerConfig(workspace_dir=tmp_path / "ws")
-    reports = ingest_audience_files(paths, config, replace=True)
+    reports = Workspace(config).ingest_tables(paths, replace=True)
     assert [r.rows_rejected for r in reports] == [0] * 5
     assert [r.table_rows for r in reports] == [len(getattr(sim, name)) for name in sim.TABLES]
 

@@ -1,7 +1,8 @@
 """Command line: ``python -m miner <command> ...``.
 
-Each command parses its arguments, makes one library call and prints a readable summary. Commands
-live in small ``cli_*`` modules, each exposing ``register(subparsers)``.
+Each command parses its arguments, makes one :class:`miner.workspace.Workspace` call and prints a
+readable summary (:mod:`miner.cli.render`). Commands live in small modules, each exposing
+``register(subparsers)``.
 """
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ from miner.config import MinerConfig
 COMMAND_MODULES = (
     "miner.cli.core",       # ingest, build, topics, predict
     "miner.cli.audience",   # audience, metrics, simulate
-    "miner.cli.insight",    # trends, brief, search
+    "miner.cli.insight",    # trends, opportunity, brief, search
 )
+EXIT_USAGE = 2
+EXIT_BUSY = 75                # EX_TEMPFAIL: the workspace is locked by another process; retry
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,11 +31,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from miner.errors import WorkspaceBusyError
+    from miner.cli.render import clean
     parser = build_parser()
     args = parser.parse_args(argv)
     config = MinerConfig.load(args.config)
     try:
         return int(args.handler(args, config) or 0)
-    except (FileNotFoundError, ValueError) as exc:   # user-facing errors: one clear line, no traceback
-        print(f"错误 error: {exc}", file=sys.stderr)
-        return 2
+    except WorkspaceBusyError as exc:
+        print(f"错误 error: {clean(exc)}", file=sys.stderr)
+        return EXIT_BUSY
+    except (FileNotFoundError, ValueError, LookupError) as exc:   # user-facing: one clear line, no traceback
+        print(f"错误 error: {clean(exc)}", file=sys.stderr)
+        return EXIT_USAGE

@@ -5,33 +5,33 @@
 ``python -m miner metrics``   prints per-topic penetration, AIPS flow and order value.
 
 With no file arguments ``audience`` ingests the simulated demo files, and ``metrics`` does the same
-by itself when the workspace lacks the audience tables, so on the demo ``build`` + ``metrics`` just work.
+by itself when the demo workspace lacks the audience tables, so on the demo ``build`` + ``metrics`` just
+work. A workspace holding the user's own notes never gets simulated tables: ``metrics`` says which
+tables to ingest instead (see :class:`miner.workspace.Workspace`).
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
-from miner.config import REPO_ROOT, MinerConfig
-
-SIMULATED_DIR = REPO_ROOT / "data" / "demo" / "simulated"
-DEMO_NOTES = SIMULATED_DIR.parent / "notes.parquet"
-FILE_TABLES = {"engagements": "engagements", "audience": "audience", "aips": "aips_stages", "orders": "orders",
-               "spend": "spend"}
-REQUIRED = ("engagements", "audience", "aips_stages", "orders")
+from miner.cli.core import print_ingest
+from miner.cli.render import blank as _blank, count as _count, money as _money, pct as _pct, ratio as _lift
+from miner.cli.render import table as _table
+from miner.config import MinerConfig
+from miner.workspace import SIMULATED_FILES, Workspace
 
 
 def register(sub) -> None:
+    demo = Workspace(MinerConfig())
     p = sub.add_parser("simulate", help="生成模拟人群数据 write SIMULATED engagements/audience/AIPS/orders/spend")
-    p.add_argument("--notes", default=str(DEMO_NOTES), help="notes parquet to simulate on (default: demo corpus)")
-    p.add_argument("--out", default=str(SIMULATED_DIR), help="output folder (default data/demo/simulated)")
+    p.add_argument("--notes", default=str(demo.demo_notes_path), help="notes parquet to simulate on (default: demo corpus)")
+    p.add_argument("--out", default=str(demo.simulated_dir), help="output folder (default data/demo/simulated)")
     p.add_argument("--users", type=int, default=3000)
     p.add_argument("--seed", type=int, help="default: config seed")
     p.set_defaults(handler=cmd_simulate)
 
     p = sub.add_parser("audience", help="导入人群数据 ingest engagements/audience/AIPS/orders/spend files")
-    for flag in FILE_TABLES:
-        p.add_argument(f"--{flag}", help=f"{FILE_TABLES[flag]} file (CSV/JSONL/Parquet/Excel)")
+    for flag in SIMULATED_FILES:
+        p.add_argument(f"--{flag}", help=f"{SIMULATED_FILES[flag]} file (CSV/JSONL/Parquet/Excel)")
     p.add_argument("--replace", action="store_true", help="replace tables instead of upserting")
     p.set_defaults(handler=cmd_audience)
 
@@ -64,32 +64,17 @@ def cmd_simulate(args, config: MinerConfig) -> int:
     return 0
 
 
-def ingest_audience_files(files: dict[str, str | Path], config: MinerConfig, replace: bool = False) -> list:
-    """Ingest ``{table_name: path}`` through :func:`miner.ingest.ingest_file`; returns the reports."""
-    from miner.ingest import ingest_file
-    from miner.schema import INPUT_SCHEMAS
-    return [ingest_file(path, INPUT_SCHEMAS[table], config, mode="replace" if replace else "upsert")
-            for table, path in files.items()]
-
-
-def demo_files() -> dict[str, Path]:
-    files = {table: SIMULATED_DIR / f"{table}.parquet" for table in FILE_TABLES.values()}
-    missing = [str(p) for p in files.values() if not p.exists()]
-    if missing:
-        raise FileNotFoundError(f"simulated demo files missing ({', '.join(missing)}); run `python -m miner simulate`")
-    return files
-
-
 def cmd_audience(args, config: MinerConfig) -> int:
-    files = {table: getattr(args, flag) for flag, table in FILE_TABLES.items() if getattr(args, flag)}
-    replace = args.replace
-    if not files:
-        print(f"未指定文件，导入模拟演示数据 no files given: ingesting the SIMULATED demo tables from {SIMULATED_DIR}")
-        files, replace = demo_files(), True
-    for report in ingest_audience_files(files, config, replace):
-        print(report.summary())
-        for err in report.errors[:5]:
-            print(f"    第 {err.row} 行 row, {err.column}: {err.reason}")
+    workspace = Workspace(config)
+    files = {table: getattr(args, flag) for flag, table in SIMULATED_FILES.items() if getattr(args, flag)}
+    if files:
+        reports = workspace.ingest_tables(files, replace=args.replace)
+    else:
+        print(f"未指定文件，导入模拟演示数据 no files given: ingesting the SIMULATED demo tables "
+              f"from {workspace.simulated_dir}")
+        reports = workspace.ingest_simulated_audience()
+    for report in reports:
+        print_ingest(report)
     return 0
 
 
@@ -104,24 +89,18 @@ def _window_arg(text: str | None):
 
 
 def cmd_metrics(args, config: MinerConfig) -> int:
-    from miner.insights.audience import Segment, topic_metrics_table
-    from miner.topics.snapshot import load_snapshot
-    from miner.store import Store
+    from miner.insights.audience import Segment
 
+    workspace = Workspace(config)
     k = args.k if args.k is not None else config.k_anonymity
     days = args.attribution_days if args.attribution_days is not None else config.attribution_days
     segment = Segment.from_spec(args.segment)
-    store = Store(config.db_path)
-    missing = [t for t in REQUIRED if not store.has_table(t)]
-    if missing:
-        print(f"工作区缺少 {missing}，自动导入模拟演示数据 (SIMULATED) from {SIMULATED_DIR}")
-        for report in ingest_audience_files(demo_files(), config, replace=True):
-            print("  " + report.summary())
-    snap = load_snapshot(config, args.run)
-    with Store(config.db_path, read_only=True).connect() as con:
-        table = topic_metrics_table(con, snap.assignments, topics=snap.topics, notes=snap.notes, segment=segment,
-                                    window=_window_arg(args.window), previous_window=_window_arg(args.compare),
-                                    brand=args.brand, attribution_days=days, k=k)
+    snap = workspace.snapshot(args.run)
+    if workspace.missing_tables() and workspace.is_demo():
+        print("演示工作区: 导入模拟人群数据 demo workspace: loading the SIMULATED audience tables")
+    table = workspace.topic_metrics(snap, segment=segment, window=_window_arg(args.window),
+                                    previous_window=_window_arg(args.compare), brand=args.brand,
+                                    attribution_days=days, k=k)
     if args.csv:
         table.to_csv(args.csv, index=False, encoding="utf-8-sig")
     print(f"人群 segment: {segment.label} · 人群规模 {_count(table['segment_size'].iloc[0])} · "
@@ -132,42 +111,6 @@ def cmd_metrics(args, config: MinerConfig) -> int:
 
 
 # ---- rendering -------------------------------------------------------------------------------------
-def _blank(v) -> bool:
-    return v is None or (isinstance(v, float) and math.isnan(v))
-
-
-def _count(v) -> str:
-    return "—" if _blank(v) else f"{int(v):,}"
-
-
-def _pct(v) -> str:
-    return "—" if _blank(v) else f"{v:.1%}"
-
-
-def _lift(v) -> str:
-    return "—" if _blank(v) else f"{v:.2f}x"
-
-
-def _money(v) -> str:
-    return "—" if _blank(v) else f"¥{v:,.0f}"
-
-
-def _width(text: str) -> int:
-    return sum(2 if ord(ch) > 0x2E80 else 1 for ch in text)
-
-
-def _table(headers: list[str], rows: list[list[str]]) -> str:
-    """Plain-text table aligned for CJK (wide characters count double)."""
-    widths = [max(_width(h), *(_width(r[i]) for r in rows)) if rows else _width(h) for i, h in enumerate(headers)]
-    def line(cells):
-        out = []
-        for i, c in enumerate(cells):
-            pad = " " * (widths[i] - _width(c))
-            out.append(c + pad if i == 0 else pad + c)
-        return "  ".join(out)
-    return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(r) for r in rows])
-
-
 def render_metrics(table, top: int = 20) -> str:
     """Three readable Chinese tables (penetration, AIPS flow, orders) for the ``top`` topics by reach."""
     t = table.sort_values("reach", ascending=False, na_position="last").head(top)

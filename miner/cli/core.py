@@ -1,18 +1,16 @@
-"""CLI: ingest, build, topics, predict."""
+"""CLI: ingest, build, topics, predict (argument parsing and printing; work in miner.workspace)."""
 from __future__ import annotations
 
-from pathlib import Path
-
-from miner.config import REPO_ROOT, MinerConfig
-
-DEMO_NOTES = REPO_ROOT / "data" / "demo" / "notes.parquet"
+from miner.cli.render import clean
+from miner.config import MinerConfig
+from miner.schema import INPUT_SCHEMAS
+from miner.workspace import Workspace
 
 
 def register(sub) -> None:
     p = sub.add_parser("ingest", help="导入数据 ingest a notes/engagements/audience/orders file")
     p.add_argument("files", nargs="+", help="CSV, JSONL, Parquet or Excel files")
-    p.add_argument("--table", default="notes",
-                   choices=["notes", "engagements", "audience", "aips_stages", "orders", "spend"])
+    p.add_argument("--table", default="notes", choices=sorted(INPUT_SCHEMAS))
     p.add_argument("--replace", action="store_true", help="replace the table instead of upserting")
     p.set_defaults(handler=cmd_ingest)
 
@@ -38,68 +36,52 @@ def register(sub) -> None:
     p.set_defaults(handler=cmd_predict)
 
 
+def print_ingest(report) -> None:
+    print(report.summary())
+    for err in report.errors[:5]:
+        print(f"    第 {err.row} 行 row, {clean(err.column)}: {clean(err.reason)}")
+
+
 def cmd_ingest(args, config: MinerConfig) -> int:
-    from miner.ingest import ingest_file
-    from miner.schema import INPUT_SCHEMAS
-    for f in args.files:
-        report = ingest_file(f, INPUT_SCHEMAS[args.table], config, mode="replace" if args.replace else "upsert")
-        print(report.summary())
+    workspace = Workspace.open(config)
+    for path in args.files:
+        print_ingest(workspace.ingest(path, args.table, mode="replace" if args.replace else "upsert"))
     return 0
 
 
-def ensure_notes(config: MinerConfig, input_path: str | None = None, demo: bool = False):
-    """Notes to build from: ingest ``input_path`` or the demo corpus when asked or when none exist."""
-    from miner.ingest import ingest_file, load_notes
-    from miner.schema import NOTES
-    from miner.store import Store
-    if input_path:
-        print(ingest_file(input_path, NOTES, config).summary())
-    elif demo or not Store(config.db_path).has_table("notes"):
-        if not DEMO_NOTES.exists():
-            raise FileNotFoundError(f"demo corpus missing: {DEMO_NOTES}; run `python data/build_demo.py`")
-        print(f"使用演示语料 using demo corpus {DEMO_NOTES.relative_to(DEMO_NOTES.parents[2])}")
-        print(ingest_file(DEMO_NOTES, NOTES, config, mode="replace").summary())
-    return load_notes(config)
-
-
 def cmd_build(args, config: MinerConfig) -> int:
-    from miner.topics.pipeline import build_topics
     config = config.with_overrides(n_topics=args.n_topics, outlier_share=args.outlier_share,
                                    embedding_model=args.model, seed=args.seed)
-    notes = ensure_notes(config, args.input, args.demo)
-    if args.limit:
-        notes = notes.head(args.limit)
-    result = build_topics(config, notes)
-    print(result.summary())
+    outcome = Workspace.open(config).build(input_path=args.input, demo=args.demo, limit=args.limit, show_progress=True)
+    for line in outcome.lines():
+        print(line)
     return 0
 
 
 def cmd_topics(args, config: MinerConfig) -> int:
-    from miner.topics.snapshot import load_snapshot
-    snap = load_snapshot(config, args.run)
+    snap = Workspace(config).snapshot(args.run)
     topics = snap.topics.sort_values("size", ascending=False).head(args.top)
     n = len(snap.assignments)
     outliers = int((snap.assignments["topic_id"] < 0).sum())
     print(f"快照 snapshot {snap.run_id} · 模型 {snap.model_id} · {n} 篇笔记 · {len(snap.topics)} 个话题 · "
           f"离群 {outliers / max(n, 1):.1%}")
     for row in topics.itertuples():
-        print(f"[{row.topic_id:>3}] {row.label:<16} {row.size:>5} 篇  关键词: {' '.join(list(row.keywords)[:8])}")
+        keywords = clean(" ".join(list(row.keywords)[:8]))
+        print(f"[{row.topic_id:>3}] {clean(row.label):<16} {row.size:>5} 篇  关键词: {keywords}")
     return 0
 
 
 def cmd_predict(args, config: MinerConfig) -> int:
-    from miner.topics.snapshot import load_snapshot
-    from miner.topics.pipeline import notes_texts, predict_texts
-    snap = load_snapshot(config, args.run)
+    workspace = Workspace(config)
     texts = list(args.texts)
     if args.file:
         from miner.ingest import read_table_file
-        frame = read_table_file(args.file)
-        texts += notes_texts(frame.fillna(""))
+        from miner.topics.pipeline import notes_texts
+        texts += notes_texts(read_table_file(args.file).fillna(""))
     if not texts:
         raise ValueError("give texts to classify, or --file")
-    out = predict_texts(snap, texts)
+    out = workspace.predict(texts, run_id=args.run)
     for row in out.itertuples():
-        preview = row.text.replace("\n", " ")[:40]
-        print(f"{row.topic_id:>4}  {row.label:<16} {row.score:.3f}  {preview}")
+        note = "  (无有效文字 no letters or digits)" if row.reason == "empty" else ""
+        print(f"{row.topic_id:>4}  {clean(row.label):<16} {row.score:.3f}  {clean(row.text)[:40]}{note}")
     return 0

@@ -1,10 +1,12 @@
 """CLI: trends, opportunity, brief, search (on the latest snapshot unless ``--run`` is given)."""
 from __future__ import annotations
 
-import unicodedata
 from pathlib import Path
 
+from miner.cli.render import clean, number
+from miner.cli.render import table as table_text
 from miner.config import MinerConfig
+from miner.workspace import Workspace
 
 
 def register(sub) -> None:
@@ -42,10 +44,9 @@ def register(sub) -> None:
 
 # ---- handlers ------------------------------------------------------------------------------------
 def cmd_trends(args, config: MinerConfig) -> int:
-    from miner.insights.opportunity import trend_table
-    from miner.topics.snapshot import load_snapshot
-    snap = load_snapshot(config, args.run)
-    table = trend_table(snap, freq=args.freq, today=args.today)
+    workspace = Workspace(config)
+    snap = workspace.snapshot(args.run)
+    table = workspace.trend_table(snap, freq=args.freq, today=args.today)
     order = {"emerging": 0, "rising": 1, "peak": 2, "evergreen": 3, "declining": 4}
     table = table.assign(_o=table["stage"].map(order)).sort_values(["_o", "growth_z"], ascending=[True, False])
     print(f"快照 {snap.run_id} · {len(table)} 个话题 · 周期 {'日' if args.freq == 'D' else '周'} "
@@ -55,23 +56,24 @@ def cmd_trends(args, config: MinerConfig) -> int:
         node = f"{r.next_node_zh}{'*' if r.node_reason == 'history' else ''} (蓄水 {r.seeding_start})" \
             if r.next_node_zh else "—"
         rows.append([str(r.topic_id), r.label, r.stage_zh + ("(少量)" if r.low_volume else ""),
-                     _pct(r.growth_pct), _f(r.burst_z), str(r.recent_notes), node])
-    print(_table(["话题", "标签", "阶段", "增长", "爆发z", "近期篇数", "下一节点"], rows))
+                     _growth(r.growth_pct), number(r.burst_z), str(r.recent_notes), node])
+    print(table_text(["话题", "标签", "阶段", "增长", "爆发z", "近期篇数", "下一节点"], rows, align_right_from=9))
     return 0
 
 
 def cmd_opportunity(args, config: MinerConfig) -> int:
-    from miner.insights.opportunity import COMPONENT_NAMES_ZH, FLAG_NAMES_ZH, snapshot_opportunity
-    from miner.topics.snapshot import load_snapshot
-    snap = load_snapshot(config, args.run)
-    metrics = _segment_metrics(config, snap, args.segment)
-    table = snapshot_opportunity(snap, metrics=metrics, node=args.node)
+    from miner.insights.opportunity import COMPONENT_NAMES_ZH, FLAG_NAMES_ZH
+    workspace = Workspace(config)
+    snap = workspace.snapshot(args.run)
+    _require_audience(workspace, args.segment)
+    table = workspace.opportunity(snap, segment=args.segment, node=args.node)
     comps = ["momentum", "headroom", "value", "openness"] + (["timing"] if args.node else [])
     print(f"快照 {snap.run_id} · 人群 {_segment_label(args.segment)} · 节点 {args.node or '—'} · "
           f"机会分 = 各分项加权平均 (miner/insights/opportunity.py)")
     rows = [[str(r["rank"]), str(r["topic_id"]), r["label"], f"{r['score'] * 100:.0f}", r["stage_zh"] or "—"]
             + [f"{r[c]:.2f}" for c in comps] for _, r in table.head(args.top).iterrows()]
-    print(_table(["#", "话题", "标签", "机会分", "阶段"] + [COMPONENT_NAMES_ZH[c] for c in comps], rows))
+    print(table_text(["#", "话题", "标签", "机会分", "阶段"] + [COMPONENT_NAMES_ZH[c] for c in comps], rows,
+                     align_right_from=99))
     flags = sorted({f for fl in table["flags"] for f in fl})
     for f in flags:
         print(f"注: {FLAG_NAMES_ZH.get(f, f)}")
@@ -79,59 +81,46 @@ def cmd_opportunity(args, config: MinerConfig) -> int:
 
 
 def cmd_brief(args, config: MinerConfig) -> int:
-    from miner.insights.briefs import build_brief
-    from miner.topics.snapshot import load_snapshot
-    snap = load_snapshot(config, args.run)
-    metrics = _segment_metrics(config, snap, args.segment)
-    brief = build_brief(snap, args.topic_id, segment=args.segment, node=args.node, metrics=metrics,
-                        polish=not args.no_llm)
+    workspace = Workspace(config)
+    snap = workspace.snapshot(args.run)
+    _require_audience(workspace, args.segment)
+    brief = workspace.brief(snap, args.topic_id, segment=args.segment, node=args.node, polish=not args.no_llm)
     text = brief.to_json() if args.json else brief.to_markdown()
     if args.out:
         from miner.atomic import write_text_atomic
         write_text_atomic(Path(args.out), text)
-        print(f"已写入 wrote {args.out} ({'JSON' if args.json else 'Markdown'}, 话题 {brief.topic_id} {brief.label})")
+        print(f"已写入 wrote {args.out} ({'JSON' if args.json else 'Markdown'}, 话题 {brief.topic_id} "
+              f"{clean(brief.label)})")
     else:
         print(text)
     return 0
 
 
 def cmd_search(args, config: MinerConfig) -> int:
-    from miner.topics.embed import get_embedder
-    from miner.topics.snapshot import load_snapshot
-    from miner.topics.pipeline import make_segmenter
-    from miner.insights.search import TopicSearcher
-    snap = load_snapshot(config, args.run)
-    embedder = get_embedder(snap.meta["embedding"]["model"])
-    searcher = TopicSearcher(snap, embedder, segmenter=make_segmenter(config, n_jobs=1))
-    ideas = searcher.search(args.query, k=args.k)
-    print(f"搜索「{args.query}」· 快照 {snap.run_id} · 分数 = 语义(中心+笔记)与关键词(BM25)的倒数排名融合")
+    workspace = Workspace(config)
+    snap = workspace.snapshot(args.run)
+    ideas = workspace.searcher(snap).search(args.query, k=args.k)
+    print(f"搜索「{clean(args.query)}」· 快照 {snap.run_id} · 分数 = 语义(中心+笔记)与关键词(BM25)的倒数排名融合")
     for i, idea in enumerate(ideas, 1):
         opp = f"{idea.opportunity * 100:.0f}" if idea.opportunity is not None else "—"
-        print(f"{i:>2}. [{idea.topic_id}] {idea.label}  分数 {idea.score:.2f} (语义 {idea.semantic_score:.2f} · "
+        print(f"{i:>2}. [{idea.topic_id}] {clean(idea.label)}  分数 {idea.score:.2f} (语义 {idea.semantic_score:.2f} · "
               f"关键词 {idea.keyword_score:.2f})  阶段 {idea.stage_zh or '—'} · 机会 {opp} · {idea.size} 篇")
         if idea.matched_keywords:
-            print(f"    命中词: {' '.join(idea.matched_keywords)}")
+            print(f"    命中词: {clean(' '.join(idea.matched_keywords))}")
         for ex in idea.examples:
-            title = ex.title.replace("\n", " ")[:36]
-            print(f"    - {title}  (互动 {ex.engagement:,} · {ex.note_id})")
+            print(f"    - {clean(ex.title)[:36]}  (互动 {ex.engagement:,} · {clean(ex.note_id)})")
     return 0
 
 
 # ---- helpers -------------------------------------------------------------------------------------
-def _segment_metrics(config: MinerConfig, snap, segment):
-    """Segment metrics when a segment is asked for and the workspace holds audience data."""
+def _require_audience(workspace: Workspace, segment) -> None:
+    """Validate the segment spec; say so when the workspace has no audience tables for it."""
     if not segment:
-        return None
+        return
     from miner.insights.audience import Segment
-    from miner.insights.opportunity import segment_metrics
-    from miner.store import Store
-    seg = Segment.from_spec(segment)          # validate even when there is no data
-    store = Store(config.db_path, read_only=True)
-    if not (store.has_table("engagements") and store.has_table("audience")):
+    Segment.from_spec(segment)
+    if not workspace.audience_tables_ready():
         print("注: 工作区没有 engagements/audience 表, 人群指标不可用 (python -m miner ingest --table ...)")
-        return None
-    with store.connect() as con:
-        return segment_metrics(con, snap, seg, k=config.k_anonymity, attribution_days=config.attribution_days)
 
 
 def _segment_label(segment) -> str:
@@ -141,31 +130,5 @@ def _segment_label(segment) -> str:
     return Segment.from_spec(segment).label
 
 
-def _pct(v) -> str:
-    return "—" if v is None or v != v else f"{v:+.0f}%"
-
-
-def _f(v) -> str:
-    return "—" if v is None or v != v else f"{v:+.1f}"
-
-
-def _width(text: str) -> int:
-    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
-
-
-def _pad(text: str, width: int) -> str:
-    return text + " " * max(width - _width(text), 0)
-
-
-def _table(header: list[str], rows: list[list[str]], max_col: int = 28) -> str:
-    def clip(s: str) -> str:
-        s = str(s)
-        while _width(s) > max_col:
-            s = s[:-2] + "…"
-        return s
-    rows = [[clip(c) for c in r] for r in rows]
-    widths = [max([_width(h)] + [_width(r[i]) for r in rows]) for i, h in enumerate(header)]
-    lines = ["  ".join(_pad(h, w) for h, w in zip(header, widths))]
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(_pad(c, w) for c, w in zip(r, widths)) for r in rows]
-    return "\n".join(lines)
+def _growth(value) -> str:
+    return "—" if value is None or value != value else f"{value:+.0f}%"

@@ -30,9 +30,11 @@ from contextlib import contextmanager
 import faiss
 import numpy as np
 from scipy import sparse
+from sklearn.base import BaseEstimator
 from sklearn.metrics import silhouette_score
 
-OUTLIER = -1
+from miner.schema import OUTLIER
+
 
 
 def as_float32_normalized(X) -> np.ndarray:
@@ -119,7 +121,7 @@ def whitening_projection(X: np.ndarray, dims: int, power: float) -> tuple[np.nda
     return mean.astype(np.float32), np.ascontiguousarray(components, dtype=np.float32)
 
 
-class TopicClusterer:
+class TopicClusterer(BaseEstimator):
     """Find topics in note embeddings and mark outliers.
 
     Parameters
@@ -265,13 +267,9 @@ class TopicClusterer:
     # -- persistence without pickle: arrays + plain JSON ---------------------------------------
     def get_state(self) -> tuple[dict, dict[str, np.ndarray]]:
         self._check_fitted()
-        params = {"n_topics": self.n_topics, "outlier_share": self.outlier_share,
-                  "min_topic_size": self.min_topic_size, "sample_size": self.sample_size,
-                  "center": self.center, "seed": self.seed,
-                  "whiten_dims": self.whiten_dims, "whiten_power": self.whiten_power,
-                  "n_neighbors": self.n_neighbors, "smoothing": self.smoothing,
-                  "k_tolerance": self.k_tolerance, "n_init": self.n_init, "n_jobs": self.n_jobs,
-                  "k_candidates": list(self.k_candidates) if self.k_candidates else None}
+        params = self.get_params()           # every constructor argument, so a load round-trips
+        params["k_candidates"] = list(self.k_candidates) if self.k_candidates else None
+        params["init_centroids"] = None      # a warm start is an input of that fit, not part of the model
         fitted = {"threshold_": self.threshold_, "n_topics_": self.n_topics_, "k_chosen_": self.k_chosen_,
                   "k_scores_": {str(k): v for k, v in self.k_scores_.items()}}
         arrays = {"cluster_centers": self.cluster_centers_, "mean": self.mean_,

@@ -27,7 +27,7 @@ from miner.topics.cluster import as_float32_normalized, spherical_kmeans
 
 @dataclass(frozen=True)
 class EmergingParams:
-    """Settings of emerging-topic detection (override with ``config.extra["emerging"] = {...}``)."""
+    """Settings of emerging-topic detection."""
 
     min_size: int = 15
     window_days: float = 3.0
@@ -39,10 +39,8 @@ class EmergingParams:
 
     @classmethod
     def from_config(cls, config) -> "EmergingParams":
-        extra = dict((config.extra or {}).get("emerging", {}))
-        extra.setdefault("min_size", config.min_topic_size)
-        extra.setdefault("seed", config.seed)
-        return cls(**extra)
+        """Minimum size = the config's ``min_topic_size``; window = ``emerging_window_days``."""
+        return cls(min_size=config.min_topic_size, window_days=config.emerging_window_days, seed=config.seed)
 
 
 @dataclass

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import faiss
 import numpy as np
+from sklearn.base import BaseEstimator
 
 from miner.atomic import atomic_path, write_json_atomic
 from miner.topics.cluster import as_float32_normalized
@@ -27,7 +28,7 @@ def choose_factory(n: int, flat_threshold: int = FLAT_THRESHOLD) -> str:
     return f"IVF{nlist},Flat"
 
 
-class VectorIndex:
+class VectorIndex(BaseEstimator):
     """Cosine-similarity index.
 
     Parameters
@@ -85,19 +86,21 @@ class VectorIndex:
         return self.index_.search(Q, k)
 
     def save(self, path: str | Path) -> None:
-        """Write ``<path>`` (FAISS binary) and ``<path>.json`` (factory, nprobe) atomically."""
+        """Write ``<path>`` (FAISS binary) and ``<path>.json`` (constructor arguments, fitted factory)
+        atomically."""
         path = Path(path)
         with atomic_path(path) as tmp:
             faiss.write_index(self.index_, str(tmp))
         write_json_atomic(path.with_suffix(path.suffix + ".json"),
-                          {"factory": self.factory_, "nprobe": self.nprobe, "ntotal": self.ntotal,
-                           "metric": "inner_product", "faiss_version": faiss.__version__})
+                          {"params": self.get_params(), "factory": self.factory_, "nprobe": self.nprobe,
+                           "ntotal": self.ntotal, "metric": "inner_product", "faiss_version": faiss.__version__})
 
     @classmethod
     def load(cls, path: str | Path) -> "VectorIndex":
         path = Path(path)
         meta = json.loads(path.with_suffix(path.suffix + ".json").read_text(encoding="utf-8"))
-        obj = cls(factory=meta["factory"], nprobe=meta["nprobe"])
+        # Older index files stored only the factory and nprobe.
+        obj = cls(**meta.get("params", {"factory": meta["factory"], "nprobe": meta["nprobe"]}))
         obj.index_ = faiss.read_index(str(path))
         obj.factory_ = meta["factory"]
         obj._apply_nprobe()

@@ -13,7 +13,8 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import CountVectorizer
 
-OUTLIER = -1
+from miner.schema import OUTLIER
+
 NEAR_DUPLICATE = 0.97   # cosine above which two notes count as copies of each other
 
 

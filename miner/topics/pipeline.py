@@ -4,7 +4,9 @@ from __future__ import annotations
 import hashlib
 import platform
 import time
-from dataclasses import dataclass
+import unicodedata
+import uuid
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable
 from zoneinfo import ZoneInfo
@@ -32,11 +34,19 @@ class BuildResult:
     outlier_share: float
     embedded_new: int
     seconds: float
+    warnings: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
-        return (f"完成 built {self.run_id}: {self.n_notes} 篇笔记 notes → {self.n_topics} 个话题 topics, "
+        text = (f"完成 built {self.run_id}: {self.n_notes} 篇笔记 notes → {self.n_topics} 个话题 topics, "
                 f"离群 outliers {self.outlier_share:.1%}, 新嵌入 newly embedded {self.embedded_new}, "
                 f"{self.seconds:.1f}s → {self.path}")
+        return "\n".join([text, *(f"注意 warning: {w}" for w in self.warnings)])
+
+
+def has_meaningful_text(text: str) -> bool:
+    """True when the text holds at least one letter or digit (emoji, punctuation and blanks do not
+    carry a topic)."""
+    return any(unicodedata.category(ch)[0] in "LN" for ch in str(text or ""))
 
 
 def notes_texts(notes: pd.DataFrame) -> list[str]:
@@ -115,7 +125,8 @@ def build_topics(config: MinerConfig, notes: pd.DataFrame, embedder=None, show_p
 
     digest = data_hash(notes, texts)
     now = datetime.now(ZoneInfo(config.timezone))
-    run_id = run_id or f"{now:%Y%m%d-%H%M%S}-{digest[:6]}"
+    # The random part keeps run ids unique for builds started in the same second.
+    run_id = run_id or f"{now:%Y%m%d-%H%M%S}-{digest[:6]}-{uuid.uuid4().hex[:4]}"
     meta = {
         "miner_version": miner.__version__,
         "created_at": now.isoformat(),
@@ -130,9 +141,14 @@ def build_topics(config: MinerConfig, notes: pd.DataFrame, embedder=None, show_p
     }
     path = _write_with_registry(config, run_id, meta, notes_out, embeddings, clusterer, note_index, previous)
     report("完成 done", 1.0)
+    warnings = []
+    if config.n_topics is not None and clusterer.n_topics_ < config.n_topics:
+        warnings.append(f"要求 {config.n_topics} 个话题, 实际 {clusterer.n_topics_} 个: 每个话题至少需要 "
+                        f"min_topic_size={config.min_topic_size} 篇笔记, {len(notes)} 篇笔记容纳不下更多 "
+                        f"(requested n_topics={config.n_topics}; smaller clusters were merged or marked outliers)")
     return BuildResult(run_id=run_id, path=str(path), n_notes=len(notes), n_topics=clusterer.n_topics_,
                        outlier_share=float(np.mean(labels < 0)), embedded_new=int(cache.last_stats.misses),
-                       seconds=time.perf_counter() - started)
+                       seconds=time.perf_counter() - started, warnings=warnings)
 
 
 def _previous_topics(config: MinerConfig, model_id: str):
@@ -142,9 +158,9 @@ def _previous_topics(config: MinerConfig, model_id: str):
 
 
 def _warm_start(config: MinerConfig, previous, note_ids, embeddings):
-    """Previous topics' centroids over the current notes, unless ``config.extra["warm_start"]`` is false."""
+    """Previous topics' centroids over the current notes, unless ``config.warm_start`` is off."""
     from miner.topics.update import warm_start_centroids
-    if previous is None or not config.extra.get("warm_start", True) or config.n_topics is not None:
+    if previous is None or not config.warm_start or config.n_topics is not None:
         return None
     return warm_start_centroids(previous, note_ids, embeddings)
 
@@ -162,7 +178,28 @@ def _write_with_registry(config, run_id, meta, notes_out, embeddings, clusterer,
 
 
 def predict_texts(snapshot: Snapshot, texts: list[str], embedder=None) -> pd.DataFrame:
-    """Topic of new texts under a snapshot: topic_id (−1 = outlier), score, label."""
+    """Topic of new texts under a snapshot: topic_id (−1 = outlier), score, label and a reason.
+
+    Texts without a letter or digit (empty, emoji-only, punctuation-only) get −1 with the reason
+    ``empty`` and are never embedded; other outliers get ``outlier``.
+    """
+    texts = [str(t or "") for t in texts]
+    meaningful = np.array([has_meaningful_text(t) for t in texts], dtype=bool)
+    labels = np.full(len(texts), schema.OUTLIER, dtype=np.int64)
+    scores = np.zeros(len(texts), dtype=np.float32)
+    if meaningful.any():
+        found, found_scores = _predict_vectors(snapshot, [t for t, m in zip(texts, meaningful) if m], embedder)
+        labels[meaningful] = found
+        scores[meaningful] = found_scores
+    label_by_id = dict(zip(snapshot.topics[schema.TOPIC_ID], snapshot.topics["label"]))
+    reasons = np.where(~meaningful, "empty", np.where(labels < 0, "outlier", "assigned"))
+    return pd.DataFrame({"text": texts, schema.TOPIC_ID: labels, schema.SCORE: scores,
+                         "label": [label_by_id.get(int(t), "离群 outlier") if m else "无有效文字 no text"
+                                   for t, m in zip(labels, meaningful)],
+                         "reason": reasons})
+
+
+def _predict_vectors(snapshot: Snapshot, texts: list[str], embedder=None):
     from miner.topics.embed import get_embedder
 
     embedder = embedder or get_embedder(snapshot.meta["embedding"]["model"])
@@ -172,10 +209,7 @@ def predict_texts(snapshot: Snapshot, texts: list[str], embedder=None) -> pd.Dat
     vectors = embedder.encode(list(texts), kind="passage")
     from miner.topics.update import predict_topic_ids, shown_topic_ids
     raw, scores = predict_topic_ids(snapshot, vectors)
-    labels = shown_topic_ids(snapshot, raw)
-    label_by_id = dict(zip(snapshot.topics[schema.TOPIC_ID], snapshot.topics["label"]))
-    return pd.DataFrame({"text": list(texts), schema.TOPIC_ID: labels, schema.SCORE: scores,
-                         "label": [label_by_id.get(int(t), "离群 outlier") for t in labels]})
+    return shown_topic_ids(snapshot, raw), scores
 
 
 def _library_versions() -> dict:

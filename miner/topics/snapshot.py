@@ -24,7 +24,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +41,9 @@ from miner.topics.index import VectorIndex
 
 LATEST = "latest"
 FORBIDDEN_SUFFIXES = (".pkl", ".pickle", ".joblib")
+TMP_PREFIX = ".tmp-"
+STALE_TMP_SECONDS = 6 * 3600      # a build folder untouched this long belongs to a dead build
+RUN_ID_PATTERN = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._-]{0,127}$")
 
 
 @dataclass
@@ -78,10 +84,10 @@ def save_snapshot(snapshots_dir: Path, run_id: str, meta: dict, notes: pd.DataFr
     final = snapshots_dir / run_id
     if final.exists():
         raise FileExistsError(f"snapshot {final} already exists")
-    tmp = snapshots_dir / f".tmp-{run_id}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
+    snapshots_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_builds(snapshots_dir)
+    # A private temp folder per build: two builds never share (or delete) each other's folder.
+    tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{run_id}-", dir=snapshots_dir))
     try:
         cluster_meta, cluster_arrays = clusterer.get_state()
         meta = {**meta, "run_id": run_id, "clusterer": cluster_meta,
@@ -105,6 +111,29 @@ def save_snapshot(snapshots_dir: Path, run_id: str, meta: dict, notes: pd.DataFr
     return final
 
 
+def remove_stale_builds(snapshots_dir: Path, older_than_s: float = STALE_TMP_SECONDS) -> list[str]:
+    """Delete ``.tmp-*`` folders left by killed builds (untouched for ``older_than_s``); a build
+    still writing keeps touching its folder, so it is never removed."""
+    removed = []
+    cutoff = time.time() - older_than_s
+    for path in Path(snapshots_dir).glob(f"{TMP_PREFIX}*"):
+        try:
+            newest = max([path.stat().st_mtime, *(p.stat().st_mtime for p in path.iterdir())])
+        except OSError:
+            continue
+        if newest < cutoff:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path.name)
+    return removed
+
+
+def check_run_id(run_id: str) -> str:
+    """A run id names a folder directly under the snapshots folder, never a path."""
+    if not RUN_ID_PATTERN.match(str(run_id)) or ".." in str(run_id):
+        raise ValueError(f"--run takes a snapshot run id such as 20260101-120000-abc123, not a path: {run_id!r}")
+    return str(run_id)
+
+
 def latest_run_id(config_or_dir) -> str | None:
     pointer = _snapshots_dir(config_or_dir) / LATEST
     if not pointer.exists():
@@ -119,6 +148,23 @@ def list_snapshots(config_or_dir) -> list[str]:
     return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
+def snapshot_catalog(config_or_dir) -> pd.DataFrame:
+    """Every snapshot folder with its stamp (read from config.json only), newest first."""
+    root = _snapshots_dir(config_or_dir)
+    serving = latest_run_id(root)
+    rows = []
+    for run_id in list_snapshots(root):
+        try:
+            meta = json.loads((root / run_id / "config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        rows.append({"serving": run_id == serving, "run_id": run_id, "created_at": meta.get("created_at", ""),
+                     "n_notes": meta.get("n_notes"), "model": meta.get("embedding", {}).get("model_id", ""),
+                     "data_hash": meta.get("data_hash", "")})
+    frame = pd.DataFrame(rows, columns=["serving", "run_id", "created_at", "n_notes", "model", "data_hash"])
+    return frame.sort_values("created_at", ascending=False).reset_index(drop=True)
+
+
 def _load_npy(path: Path) -> np.ndarray:
     return np.load(path, allow_pickle=False)
 
@@ -126,7 +172,7 @@ def _load_npy(path: Path) -> np.ndarray:
 def load_snapshot(config_or_dir, run_id: str | None = None) -> Snapshot:
     """Load a snapshot (the ``latest`` one by default). Refuses folders holding pickle files."""
     root = _snapshots_dir(config_or_dir)
-    run_id = run_id or latest_run_id(root)
+    run_id = check_run_id(run_id) if run_id else latest_run_id(root)
     if run_id is None:
         raise FileNotFoundError(f"no topic snapshot under {root}; run `python -m miner build` first")
     path = root / run_id

@@ -23,9 +23,9 @@ import streamlit as st
 
 from miner import schema
 from miner.config import MinerConfig
+from miner.schema import ENGAGEMENT
 from miner.topics.snapshot import latest_run_id
-
-ENGAGEMENT = "engagement"
+from miner.workspace import Workspace
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,18 @@ class Source:
 def app_config() -> MinerConfig:
     """Config from ``MINER_CONFIG`` (a JSON file, optional) and ``MINER_*`` variables."""
     return MinerConfig.load(os.environ.get("MINER_CONFIG") or None)
+
+
+def workspace(config: MinerConfig | None = None) -> Workspace:
+    """The workspace service for this app (cheap: it holds only the config)."""
+    return Workspace(config or app_config())
+
+
+@st.cache_resource(show_spinner=False)
+def open_workspace(workspace_dir: str, snapshots_dir: str) -> bool:
+    """Once per server process and workspace: remove uploads and builds left by a crash."""
+    Workspace.open(app_config())
+    return True
 
 
 def db_stamp(config: MinerConfig) -> int:
@@ -83,17 +95,39 @@ def snapshot(source: Source):
     return load_snapshot(source.snapshots_dir, source.run_id)
 
 
-@st.cache_resource(max_entries=2, show_spinner="加载向量模型 Loading embedding model…")
-def embedder(model: str):
+@st.cache_resource(max_entries=2, show_spinner=False)
+def _embedder_loading(model: str):
+    """A future of the embedder, loading in a background thread from the first page view on."""
+    from concurrent.futures import ThreadPoolExecutor
     from miner.topics.embed import get_embedder
-    return get_embedder(model)
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedder-warmup")
+    future = pool.submit(get_embedder, model)
+    pool.shutdown(wait=False)
+    return future
+
+
+def warm_up(model: str) -> None:
+    """Start loading the embedder now, so the first search does not wait for it (returns at once)."""
+    _embedder_loading(model)
+
+
+def embedder(model: str):
+    """The embedder (shared by every session); waits for the background load if still running."""
+    future = _embedder_loading(model)
+    if not future.done():
+        with st.spinner("加载向量模型 Loading embedding model…"):
+            future.result()
+    if future.exception() is not None:        # do not cache a failed load: the next call retries
+        _embedder_loading.clear()
+        raise future.exception()
+    return future.result()
 
 
 @st.cache_resource(max_entries=2, show_spinner="建立搜索索引 Building search index…")
 def searcher(snapshots_dir: str, run_id: str):
-    from miner.insights.search import TopicSearcher
     snap = load_snapshot(snapshots_dir, run_id)
-    found = TopicSearcher(snap, embedder(snap.meta["embedding"]["model"])).fit()
+    # Built by the workspace service: the configured dictionaries and stopwords segment queries.
+    found = workspace().searcher(snap, embedder(snap.meta["embedding"]["model"]))
     found.query_terms("预热 warm-up")       # loads the query segmenter's dictionary now, not on the first query
     return found
 
@@ -118,7 +152,7 @@ def notes_table(source: Source) -> pd.DataFrame:
     if published.dt.tz is None:
         published = published.dt.tz_localize(source.timezone)
     notes[schema.PUBLISHED_AT] = published.dt.tz_convert(source.timezone)
-    notes[ENGAGEMENT] = notes[list(schema.ENGAGEMENT_COLS)].fillna(0).sum(axis=1)
+    notes[ENGAGEMENT] = schema.engagement(notes)
     notes[schema.TOPIC_ID] = notes[schema.TOPIC_ID].fillna(schema.OUTLIER).astype("int64")
     return notes
 
@@ -215,11 +249,10 @@ def audience_window(start: dt.date | None, end: dt.date | None, tz: str):
 
 def _audience_call(source: Source, needs: tuple[str, ...], fn):
     """Run ``fn(con, assignments)`` on a read-only connection, or None when tables are missing."""
-    import duckdb
     path = Path(source.db_path)
     if not path.exists():
         return None
-    with db_lock(), duckdb.connect(str(path), read_only=True) as con:
+    with db_lock(), workspace().store(read_only=True).connect() as con:
         have = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
         if any(n not in have for n in needs):
             return None

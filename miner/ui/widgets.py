@@ -17,7 +17,6 @@ from miner import schema
 from miner.config import MinerConfig
 from miner.topics.snapshot import latest_run_id
 from miner.ui import loaders
-from miner.ui.bootstrap import is_demo_workspace, needs_preparation, prepare_workspace
 
 ALL = "全部"
 ANY = ""          # widget value for "no restriction" (None would show as an empty selectbox)
@@ -87,15 +86,17 @@ def ensure_workspace(config: MinerConfig) -> None:
     state = (str(config.snapshots_dir), latest_run_id(config), loaders.db_stamp(config))
     if st.session_state.get("_workspace_checked") == state:
         return
+    loaders.open_workspace(str(config.workspace_dir), str(config.snapshots_dir))
+    workspace = loaders.workspace(config)
     with loaders.db_lock():
-        if needs_preparation(config):
-            _run_preparation(config)
-        st.session_state["_workspace_demo"] = is_demo_workspace(config)
+        if workspace.needs_preparation():
+            _run_preparation(workspace)
+        st.session_state["_workspace_demo"] = workspace.is_demo()
     st.session_state["_workspace_checked"] = (str(config.snapshots_dir), latest_run_id(config),
                                               loaders.db_stamp(config))
 
 
-def _run_preparation(config: MinerConfig) -> None:
+def _run_preparation(workspace) -> None:
     """Build the demo workspace with a visible progress bar (caller holds the database lock)."""
     box = st.empty()
     with box.container():
@@ -106,16 +107,12 @@ def _run_preparation(config: MinerConfig) -> None:
         bar.progress(min(max(frac, 0.0), 1.0), text=f"{stage} · {frac:.0%}")
 
     try:
-        prepare_workspace(config, on_progress=report, embedder=_build_embedder(config))
+        workspace.prepare(on_progress=report, embedder=loaders.embedder(workspace.config.embedding_model))
     except Exception as exc:   # show it; whatever completed (e.g. a snapshot) is kept
-        st.error(f"构建失败 Build failed: {exc}")
+        st.error(f"构建失败 Build failed: {md_escape(exc)}")
         st.stop()
     box.empty()
     loaders.clear_tables()
-
-
-def _build_embedder(config: MinerConfig):
-    return loaders.embedder(config.embedding_model)
 
 
 def page_setup(title: str) -> PageContext:
@@ -128,6 +125,7 @@ def page_setup(title: str) -> PageContext:
         st.error("没有可用的话题快照 No topic snapshot; build one on 数据管理.")
         st.stop()
     snap = loaders.snapshot(source)
+    loaders.warm_up(snap.meta["embedding"]["model"])   # in the background: the first search need not wait
     sidebar_status(source, snap)
     return PageContext(config, source, snap)
 
