@@ -121,7 +121,7 @@ def topic_tables(config: MinerConfig, notes: pd.DataFrame, embeddings: np.ndarra
     })
     topics["born_at"] = pd.to_datetime(topics["born_at"], utc=True).dt.tz_convert(config.timezone)
     assignments = pd.DataFrame({schema.NOTE_ID: note_ids, schema.TOPIC_ID: shown,
-                                schema.SCORE: np.asarray(scores, dtype=np.float32), "raw_topic_id": raw})
+                                schema.SCORE: np.asarray(scores, dtype=np.float32), schema.RAW_TOPIC_ID: raw})
     return topics, assignments, centroids
 
 

@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
+from miner import schema
 from miner.config import MinerConfig
 from miner.store import Store
 
@@ -179,7 +180,7 @@ def verify_registry(config: MinerConfig, snapshot=None) -> list[str]:
     reg = registry_frame(config).set_index("topic_id")
     if snapshot.run_id not in applied_runs(config) and snapshot.meta.get("registry"):
         problems.append(f"serving snapshot {snapshot.run_id} is not applied to the registry")
-    raw = snapshot.assignments.get("raw_topic_id", snapshot.assignments["topic_id"])
+    raw = snapshot.assignments.get(schema.RAW_TOPIC_ID, snapshot.assignments[schema.TOPIC_ID])
     for tid in sorted(set(int(t) for t in raw if t >= 0) | set(int(t) for t in snapshot.topics["topic_id"])):
         if tid not in reg.index:
             problems.append(f"topic {tid} of snapshot {snapshot.run_id} is missing from topic_registry")

@@ -67,7 +67,7 @@ def cluster_topic_ids(snapshot: Snapshot) -> np.ndarray:
 def raw_topic_ids(snapshot: Snapshot) -> np.ndarray:
     """The model's own topic of each snapshot note (before curation), row i ↔ notes row i."""
     asg = snapshot.assignments.set_index(schema.NOTE_ID)
-    column = "raw_topic_id" if "raw_topic_id" in asg else schema.TOPIC_ID
+    column = schema.RAW_TOPIC_ID if schema.RAW_TOPIC_ID in asg else schema.TOPIC_ID
     return snapshot.notes[schema.NOTE_ID].astype(str).map(asg[column]).fillna(-1).astype("int64").to_numpy()
 
 
@@ -90,9 +90,9 @@ def predict_topic_ids(snapshot: Snapshot, vectors) -> tuple[np.ndarray, np.ndarr
 def shown_topic_ids(snapshot: Snapshot, raw_ids) -> np.ndarray:
     """Raw ids → the ids the snapshot shows (hand merges/splits), by where each raw topic's notes went."""
     asg = snapshot.assignments
-    if "raw_topic_id" not in asg:
+    if schema.RAW_TOPIC_ID not in asg:
         return np.asarray(raw_ids, dtype=np.int64)
-    mode = asg.groupby("raw_topic_id")[schema.TOPIC_ID].agg(lambda s: s.value_counts().index[0])
+    mode = asg.groupby(schema.RAW_TOPIC_ID)[schema.TOPIC_ID].agg(lambda s: s.value_counts().index[0])
     return np.array([int(mode.get(int(t), t)) if t >= 0 else -1 for t in raw_ids], dtype=np.int64)
 
 
