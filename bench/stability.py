@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DATASETS_DIR, OUT_DIR, REPO_ROOT, markdown_table, print_header, run_info  # noqa: E402
+from common import CACHE_DIR, DATASETS_DIR, OUT_DIR, REPO_ROOT, markdown_table, print_header, run_info  # noqa: E402
 
 from miner.config import MinerConfig  # noqa: E402
 from miner.topics import registry  # noqa: E402
@@ -153,7 +153,8 @@ def run(args) -> dict:
     out["reseed_agreement_cold"] = round(float((topics_of(w1).reindex(reseed.index) == reseed).mean()), 4)
 
     # 4. daily updates with planted zones
-    w3 = workspace("daily", w1.embedding_cache_dir)
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    w3 = workspace("daily", CACHE_DIR)                  # the shared bench cache: re-runs embed nothing here
     build_topics(w3, base[cols], embedder=embedder, show_progress=False)
     min_size = w3.min_topic_size
     seen = {z: 0 for z in PLANTED}

@@ -1,11 +1,15 @@
 """Emerging topics: dense, persistent groups among recently unassigned notes.
 
 Each update looks at the *pool*: notes published in the last ``window_days`` (before the newest
-note) that no topic claims. In the clusterer's centred, whitened space (no neighbourhood
+note) that no topic claims, or that their topic claims only weakly (score below the
+``weak_quantile`` of all assigned notes' scores: with a small outlier share, a new subject's
+notes are mostly absorbed by the nearest old topic). In the clusterer's centred, whitened space (no neighbourhood
 smoothing: the pool's neighbours among the training notes belong to other topics), a small
 spherical k-means (``k = pool size // min_size``) proposes groups; a group counts when at least
 ``min_size`` of its notes lie within ``cohesion`` (cosine) of its centre, where ``cohesion`` is a
-quantile of how close existing topics' own notes are to their centres — "as tight as a real topic".
+quantile of how close existing topics' own notes are to their centres — "as tight as a real topic" —
+and its centre is no closer to an existing topic's centre than that topic's typical note is
+(``distinct_quantile`` of the same cosines) — "not a corner of an old topic".
 
 A group becomes a *candidate* (``emerging_candidates``). When a candidate is seen again at the
 next update (its centre within ``persist_similarity``, or at least ``persist_overlap`` of the
@@ -32,8 +36,10 @@ class EmergingParams:
     min_size: int = 15
     window_days: float = 3.0
     cohesion_quantile: float = 0.25
-    persist_similarity: float = 0.7
-    persist_overlap: float = 0.5
+    weak_quantile: float = 0.25
+    distinct_quantile: float = 0.5
+    persist_similarity: float = 0.5
+    persist_overlap: float = 0.3
     min_days: int = 2
     seed: int = 42
 
@@ -50,26 +56,38 @@ class Group:
     note_ids: tuple = ()        # filled in by the caller
 
 
-def cohesion_threshold(Zc: np.ndarray, raw_ids: np.ndarray, quantile: float) -> float:
-    """``quantile`` of the cosines of topic notes to their topic's centre (centred space)."""
+def member_similarities(Zc: np.ndarray, raw_ids: np.ndarray) -> np.ndarray:
+    """Cosine of each topic note to its topic's centre (centred space); empty when none."""
     valid = raw_ids >= 0
     if valid.sum() == 0:
-        return 0.5
+        return np.empty(0, np.float32)
     ids, inverse = np.unique(raw_ids[valid], return_inverse=True)
     sums = np.zeros((len(ids), Zc.shape[1]), np.float64)
     np.add.at(sums, inverse, Zc[valid])
     centres = as_float32_normalized(sums)
-    sims = np.einsum("ij,ij->i", Zc[valid], centres[inverse])
-    return float(np.quantile(sims, quantile))
+    return np.einsum("ij,ij->i", Zc[valid], centres[inverse])
 
 
-def find_groups(Zc_pool: np.ndarray, min_size: int, cohesion: float, seed: int) -> list[Group]:
-    """Dense groups in the pool (row indices into ``Zc_pool``), largest first."""
+def thresholds(Zc: np.ndarray, raw_ids: np.ndarray, params: "EmergingParams") -> tuple[float, float]:
+    """(cohesion, distinct): quantiles ``cohesion_quantile`` and ``distinct_quantile`` of how close
+    topic notes are to their own centre. A group is cohesive when its notes are at least
+    ``cohesion`` from its centre, and distinct when its centre is no closer than ``distinct`` to any
+    existing topic's centre (closer, and it sits inside that topic like one of its notes)."""
+    sims = member_similarities(Zc, raw_ids)
+    if len(sims) == 0:
+        return 0.5, 0.5
+    return float(np.quantile(sims, params.cohesion_quantile)), float(np.quantile(sims, params.distinct_quantile))
+
+
+def find_groups(Zc_pool: np.ndarray, min_size: int, cohesion: float, seed: int,
+                centres: np.ndarray | None = None, max_similarity: float = 1.0) -> list[Group]:
+    """Dense groups in the pool (row indices into ``Zc_pool``), largest first; a group whose centre
+    is closer than ``max_similarity`` to one of ``centres`` (existing topics) is left out."""
     n = len(Zc_pool)
     if n < min_size:
         return []
     k = max(1, n // max(min_size, 1))
-    centres, labels = spherical_kmeans(np.ascontiguousarray(Zc_pool, dtype=np.float32), k, seed, niter=20)
+    centres_k, labels = spherical_kmeans(np.ascontiguousarray(Zc_pool, dtype=np.float32), k, seed, niter=20)
     groups = []
     for c in range(k):
         members = np.flatnonzero(labels == c)
@@ -77,17 +95,23 @@ def find_groups(Zc_pool: np.ndarray, min_size: int, cohesion: float, seed: int) 
             continue
         centre = as_float32_normalized(Zc_pool[members].mean(axis=0, keepdims=True))[0]
         tight = members[Zc_pool[members] @ centre >= cohesion]
-        if len(tight) >= min_size:
-            centre = as_float32_normalized(Zc_pool[tight].mean(axis=0, keepdims=True))[0]
-            groups.append(Group(rows=tight, centre=centre))
+        if len(tight) < min_size:
+            continue
+        centre = as_float32_normalized(Zc_pool[tight].mean(axis=0, keepdims=True))[0]
+        if centres is not None and len(centres) and float((centres @ centre).max()) > max_similarity:
+            continue
+        groups.append(Group(rows=tight, centre=centre))
     return sorted(groups, key=lambda g: -len(g.rows))
 
 
-def pool_rows(notes: pd.DataFrame, topic_ids: np.ndarray, window_days: float) -> np.ndarray:
-    """Rows of unassigned notes published within ``window_days`` before the newest note."""
+def pool_rows(notes: pd.DataFrame, topic_ids: np.ndarray, scores: np.ndarray, weak: float,
+              window_days: float) -> np.ndarray:
+    """Rows of notes published within ``window_days`` before the newest note that are unassigned
+    or assigned with a score below ``weak``."""
     published = pd.to_datetime(notes[schema.PUBLISHED_AT], utc=True)
     recent = published >= published.max() - pd.Timedelta(days=window_days)
-    return np.flatnonzero(recent.to_numpy() & (np.asarray(topic_ids) < 0))
+    loose = (np.asarray(topic_ids) < 0) | (np.asarray(scores) < weak)
+    return np.flatnonzero(recent.to_numpy() & loose)
 
 
 def assign_emerging(Zc: np.ndarray, emerging: list[dict]) -> tuple[np.ndarray, np.ndarray]:

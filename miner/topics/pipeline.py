@@ -110,10 +110,10 @@ def build_topics(config: MinerConfig, notes: pd.DataFrame, embedder=None, show_p
     report("聚类 clustering", 0.75)
     note_ids = notes[schema.NOTE_ID].astype(str).to_numpy()
     previous = _previous_topics(config, embedder.model_id)
-    init = _warm_start(config, previous, note_ids, embeddings)
+    init = _warm_start(config, previous, note_ids)
     clusterer = TopicClusterer(n_topics=config.n_topics, outlier_share=config.outlier_share,
                                min_topic_size=config.min_topic_size, seed=config.seed,
-                               init_centroids=init).fit(embeddings)
+                               init_labels=init).fit(embeddings)
     labels = clusterer.labels_
 
     report("标注 labelling", 0.85)
@@ -157,12 +157,12 @@ def _previous_topics(config: MinerConfig, model_id: str):
     return previous_snapshot(config, model_id)
 
 
-def _warm_start(config: MinerConfig, previous, note_ids, embeddings):
-    """Previous topics' centroids over the current notes, unless ``config.warm_start`` is off."""
-    from miner.topics.update import warm_start_centroids
+def _warm_start(config: MinerConfig, previous, note_ids):
+    """Previous topics of the current notes (a warm start), unless ``config.warm_start`` is off."""
+    from miner.topics.update import warm_start_labels
     if previous is None or not config.warm_start or config.n_topics is not None:
         return None
-    return warm_start_centroids(previous, note_ids, embeddings)
+    return warm_start_labels(previous, note_ids)
 
 
 def _write_with_registry(config, run_id, meta, notes_out, embeddings, clusterer, note_index, previous):

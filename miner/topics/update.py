@@ -4,7 +4,7 @@
   them with the fitted clusterer (``−1`` when no topic claims them), look for emerging topics in
   the recent unassigned pool (:mod:`miner.topics.emerging`), write a new snapshot (``latest``
   moves only when it is complete), then apply the registry delta.
-* :func:`warm_start_centroids` and :func:`rebuild_ids` — used by
+* :func:`warm_start_labels` and :func:`rebuild_ids` — used by
   :func:`miner.topics.pipeline.build_topics`: seed the clusterer with the previous topics and
   match its clusters to them (:func:`miner.topics.matching.match_topics`), so ids survive.
 * :func:`write_snapshot` — the one path every run takes to disk: curation overlay
@@ -27,8 +27,8 @@ from miner.config import MinerConfig
 from miner.topics import registry as reg_db
 from miner.topics.cluster import as_float32_normalized
 from miner.topics.curation import pending_registry, topic_tables
-from miner.topics.emerging import (EmergingParams, assign_emerging, cohesion_threshold, find_groups,
-                                   pool_rows, track_candidates)
+from miner.topics.emerging import (EmergingParams, assign_emerging, find_groups, pool_rows, thresholds,
+                                   track_candidates)
 from miner.topics.index import VectorIndex
 from miner.topics.matching import BORN, SPLIT, match_topics
 from miner.topics.snapshot import Snapshot, load_snapshot, save_snapshot
@@ -102,7 +102,7 @@ def write_snapshot(config: MinerConfig, run_id: str, meta: dict, notes: pd.DataF
                    raw_ids, scores, clusterer, cluster_ids, note_index: VectorIndex, kind: str,
                    events: list[dict] | None = None, new_topics: list[dict] | None = None,
                    candidates: list[dict] | None = None, emerging: list[dict] | None = None,
-                   cohesion: float | None = None):
+                   thresholds: tuple[float, float] | None = None):
     """Curation overlay → snapshot (``latest`` moves) → registry delta. Returns (path, topics, assignments)."""
     at = datetime.now(ZoneInfo(config.timezone))
     new_topics = new_topics or []
@@ -127,7 +127,7 @@ def write_snapshot(config: MinerConfig, run_id: str, meta: dict, notes: pd.DataF
     meta["created_at"] = at.isoformat()
     meta["n_notes"] = len(notes)
     meta["registry"] = {"kind": kind, "cluster_topic_ids": [int(i) for i in cluster_ids],
-                        "emerging": emerging or [], "cohesion": cohesion, "delta": delta}
+                        "emerging": emerging or [], "thresholds": thresholds, "delta": delta}
     topic_index = VectorIndex(factory="Flat").fit(centroids)
     path = save_snapshot(config.snapshots_dir, run_id, meta, notes, topics, assignments, embeddings,
                          centroids, clusterer, note_index, topic_index)
@@ -144,7 +144,7 @@ def rewrite_snapshot(config: MinerConfig) -> str:
                    snap.assignments.set_index(schema.NOTE_ID).loc[snap.notes[schema.NOTE_ID].astype(str), schema.SCORE],
                    snap.clusterer, cluster_topic_ids(snap), snap.note_index, "curate",
                    emerging=snap.meta.get("registry", {}).get("emerging", []),
-                   cohesion=snap.meta.get("registry", {}).get("cohesion"))
+                   thresholds=snap.meta.get("registry", {}).get("thresholds"))
     return run_id
 
 
@@ -180,15 +180,13 @@ def _means(embeddings: np.ndarray, labels: np.ndarray, ids) -> np.ndarray:
     return sums
 
 
-def warm_start_centroids(prev: Snapshot, note_ids, embeddings: np.ndarray, min_members: int = 2) -> np.ndarray | None:
-    """Mean embedding, over the current notes, of each previous raw topic (≥ ``min_members`` present)."""
+def warm_start_labels(prev: Snapshot, note_ids) -> np.ndarray | None:
+    """Each current note's previous raw topic (−1 when new or an outlier), for ``init_labels``;
+    None when fewer than two previous topics have 2 or more notes left."""
     raw = pd.Series(raw_topic_ids(prev), index=prev.notes[schema.NOTE_ID].astype(str))
     labels = pd.Series(np.asarray(note_ids, dtype=str)).map(raw).fillna(-1).astype("int64").to_numpy()
-    ids, counts = np.unique(labels[labels >= 0], return_counts=True)
-    ids = ids[counts >= min_members]
-    if len(ids) < 2:
-        return None
-    return as_float32_normalized(_means(embeddings, labels, ids))
+    _, counts = np.unique(labels[labels >= 0], return_counts=True)
+    return labels if (counts >= 2).sum() >= 2 else None
 
 
 def rebuild_ids(config: MinerConfig, prev: Snapshot | None, note_ids, labels, embeddings: np.ndarray,
@@ -238,12 +236,12 @@ def _merge_known(notes: pd.DataFrame, refreshed: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()[notes.columns]
 
 
-def _cohesion(snapshot: Snapshot, raw: np.ndarray, params: EmergingParams) -> float:
-    stored = snapshot.meta.get("registry", {}).get("cohesion")
+def _thresholds(snapshot: Snapshot, raw: np.ndarray, params: EmergingParams) -> tuple[float, float]:
+    stored = snapshot.meta.get("registry", {}).get("thresholds")
     if stored is not None:
-        return float(stored)
+        return float(stored[0]), float(stored[1])
     Zc = snapshot.clusterer.transform(snapshot.embeddings, smooth=False)
-    return cohesion_threshold(Zc, raw[: len(snapshot.embeddings)], params.cohesion_quantile)
+    return thresholds(Zc, raw[: len(snapshot.embeddings)], params)
 
 
 def update_topics(config: MinerConfig, new_notes: pd.DataFrame, snapshot: Snapshot | None = None,
@@ -293,15 +291,20 @@ def update_topics(config: MinerConfig, new_notes: pd.DataFrame, snapshot: Snapsh
     scores = np.concatenate([old_scores, new_scores])
 
     params = EmergingParams.from_config(config)
-    cohesion = _cohesion(snapshot, raw, params)
+    cohesion, distinct = _thresholds(snapshot, raw, params)
     emerging = list(snapshot.meta.get("registry", {}).get("emerging", []))
-    pool = pool_rows(notes, raw, params.window_days)
+    weak = float(np.quantile(old_scores[old_raw >= 0], params.weak_quantile)) if (old_raw >= 0).any() else 0.0
+    pool = pool_rows(notes, raw, scores, weak, params.window_days)
     Zc = snapshot.clusterer.transform(embeddings[pool], smooth=False) if len(pool) else np.empty((0, 1), np.float32)
-    if len(pool) and emerging:                                  # recent notes may join a young topic
+    if len(pool) and emerging:                                  # unassigned recent notes may join a young topic
         e_ids, e_sims = assign_emerging(Zc, emerging)
+        e_ids[raw[pool] >= 0] = -1
         raw[pool[e_ids >= 0]], scores[pool[e_ids >= 0]] = e_ids[e_ids >= 0], e_sims[e_ids >= 0]
         pool, Zc = pool[e_ids < 0], Zc[e_ids < 0]
-    groups = find_groups(Zc, params.min_size, cohesion, params.seed) if len(pool) else []
+    existing = snapshot.clusterer.cluster_centers_              # a group must not be a corner of these
+    if emerging:
+        existing = np.vstack([existing, np.asarray([e["centre"] for e in emerging], np.float32)])
+    groups = (find_groups(Zc, params.min_size, cohesion, params.seed, existing, distinct) if len(pool) else [])
     published = pd.to_datetime(notes[schema.PUBLISHED_AT], utc=True).dt.tz_convert(config.timezone)
     day = str(published.max().date()) if len(published) else None
     days = [int(published.iloc[pool[g.rows]].dt.date.nunique()) for g in groups]
@@ -329,7 +332,7 @@ def update_topics(config: MinerConfig, new_notes: pd.DataFrame, snapshot: Snapsh
     meta = {**snapshot.meta, "n_new_notes": len(fresh)}
     path, _, _ = write_snapshot(config, run_id, meta, notes, embeddings, raw, scores, snapshot.clusterer,
                                 cluster_topic_ids(snapshot), note_index, "update", events, new_topics,
-                                candidates, emerging, cohesion)
+                                candidates, emerging, (cohesion, distinct))
     n_assigned = int((raw[len(old_raw):] >= 0).sum())
     return UpdateReport(run_id=run_id, path=str(path), n_new=len(fresh), n_updated=int(known.sum()),
                         n_assigned=n_assigned, n_unassigned=len(fresh) - n_assigned,
