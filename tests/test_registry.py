@@ -214,3 +214,22 @@ def test_search_works_on_permanent_ids_with_gaps(config, review_notes):
     for idea in ideas:
         assert all(topic_of[e.note_id] == idea.topic_id for e in idea.examples)
         assert idea.size == snap.topics.set_index("topic_id").at[idea.topic_id, "size"]
+
+
+def test_warm_start_keeps_the_partition_far_better_than_a_cold_refit(review_vectors):
+    from miner.topics.cluster import TopicClusterer
+    _, X = review_vectors
+    first = TopicClusterer(min_topic_size=10, seed=1).fit(X)
+    warm = TopicClusterer(min_topic_size=10, seed=7, init_labels=first.labels_).fit(X)    # another seed
+    cold = TopicClusterer(min_topic_size=10, seed=7, n_topics=first.n_topics_).fit(X)
+
+    def agreement(a, b):            # clusters are renumbered by size in every fit: majority map
+        return pd.crosstab(a, b).max(axis=1).sum() / len(a)
+    assert warm.n_topics_ == first.n_topics_ and warm.k_scores_ == {}
+    # not a strict fixed point: the first fit dissolved small clusters after its k-means (24 → 11)
+    assert agreement(warm.labels_, first.labels_) >= 0.8
+    assert agreement(warm.labels_, first.labels_) >= agreement(cold.labels_, first.labels_) + 0.15
+    state, _ = warm.get_state()
+    assert state["params"]["init_labels"] is None                   # an input of that fit only
+    with pytest.raises(ValueError, match="one label per note"):
+        TopicClusterer(init_labels=first.labels_[:5]).fit(X)
