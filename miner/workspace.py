@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -143,15 +144,20 @@ class Workspace:
         return snapshot_catalog(self.config)
 
     # ---- ingest --------------------------------------------------------------------------------
-    def ingest(self, path, table: str = "notes", mode: str = "upsert"):
-        """Validate and store one file into ``table``; returns its IngestReport."""
+    def ingest(self, path, table: str = "notes", mode: str = "upsert", column_map: dict | None = None,
+               _demo_data: bool = False):
+        """Validate and store one file into ``table`` (``column_map``: file header → schema column,
+        else the detected preset); returns its IngestReport."""
         from miner.ingest import ingest_file
         if table not in INPUT_SCHEMAS:
             raise ValueError(f"unknown table {table!r}; choose one of {sorted(INPUT_SCHEMAS)}")
-        return ingest_file(path, INPUT_SCHEMAS[table], self.config, mode=mode)
+        # The public demo salt is accepted only for the simulated demo people (never for real ids).
+        return ingest_file(path, INPUT_SCHEMAS[table], self.config, mode=mode, column_map=column_map or None,
+                           allow_public_salt=_demo_data)
 
-    def ingest_upload(self, filename: str, data: bytes, table: str, mode: str = "upsert"):
-        """Ingest uploaded bytes through a private temp folder that is removed on every path."""
+    @contextmanager
+    def _uploaded(self, filename: str, data: bytes):
+        """The uploaded bytes as a file in a private temp folder, removed on every path."""
         from miner.uploads import UPLOAD_PREFIX, safe_filename, uploads_root
         root = uploads_root(self.config.workspace_dir)
         root.mkdir(parents=True, exist_ok=True)
@@ -159,19 +165,38 @@ class Workspace:
         try:
             path = folder / safe_filename(filename)
             path.write_bytes(data)
-            return self.ingest(path, table, mode)
+            yield path
         finally:
             shutil.rmtree(folder, ignore_errors=True)
+
+    def ingest_upload(self, filename: str, data: bytes, table: str, mode: str = "upsert",
+                      column_map: dict | None = None):
+        """Ingest uploaded bytes (see :meth:`ingest`)."""
+        with self._uploaded(filename, data) as path:
+            return self.ingest(path, table, mode, column_map=column_map)
+
+    def upload_columns(self, filename: str, data: bytes, table: str) -> tuple[list[str], dict[str, str]]:
+        """The uploaded file's headers and a proposed mapping onto ``table``'s columns (exact names,
+        the detected export preset, near misses) for the app's column mapper."""
+        from miner.ingest import iter_table_chunks, suggest_column_map
+        if table not in INPUT_SCHEMAS:
+            raise ValueError(f"unknown table {table!r}; choose one of {sorted(INPUT_SCHEMAS)}")
+        with self._uploaded(filename, data) as path:
+            chunks = iter_table_chunks(path, chunk_rows=50)
+            first = next(chunks, None)
+            chunks.close()
+        headers = [] if first is None else [str(c) for c in first.columns]
+        return headers, suggest_column_map(headers, table)
 
     def ingest_demo_notes(self):
         if not self.demo_notes_path.exists():
             raise FileNotFoundError(f"demo corpus missing: {self.demo_notes_path}; run `python data/build_demo.py`")
         return self.ingest(self.demo_notes_path, "notes", mode="replace")
 
-    def ingest_tables(self, files: dict, replace: bool = False) -> list:
+    def ingest_tables(self, files: dict, replace: bool = False, _demo_data: bool = False) -> list:
         """Ingest ``{table: path}``; returns the reports in order."""
         mode = "replace" if replace else "upsert"
-        return [self.ingest(path, table, mode) for table, path in files.items()]
+        return [self.ingest(path, table, mode, _demo_data=_demo_data) for table, path in files.items()]
 
     def simulated_files(self) -> dict[str, Path]:
         files = {table: self.simulated_dir / f"{table}.parquet" for table in SIMULATED_FILES.values()}
@@ -195,8 +220,8 @@ class Workspace:
             from miner.simulate import simulate, write_simulated
             with tempfile.TemporaryDirectory(prefix="miner-sim-") as tmp:
                 paths = write_simulated(simulate(self.notes(), seed=self.config.seed), tmp)
-                return self.ingest_tables(paths, replace=True)
-        return self.ingest_tables(files, replace=True)
+                return self.ingest_tables(paths, replace=True, _demo_data=True)
+        return self.ingest_tables(files, replace=True, _demo_data=True)
 
     def notes(self) -> pd.DataFrame:
         from miner.ingest import load_notes
@@ -264,8 +289,8 @@ class Workspace:
 
     # ---- insights --------------------------------------------------------------------------------
     def trend_table(self, snapshot, freq: str = "D", today=None) -> pd.DataFrame:
-        from miner.insights.opportunity import trend_table
-        return trend_table(snapshot, freq=freq, today=today)
+        from miner.insights.trends import trend_table
+        return trend_table(snapshot.notes, snapshot.assignments, snapshot.topics, freq=freq, today=today)
 
     def audience_tables_ready(self, needs=("engagements", "audience")) -> bool:
         """True when the tables exist; loads the simulated ones first in the demo workspace only."""
@@ -306,8 +331,31 @@ class Workspace:
 
     def brief(self, snapshot, topic_id: int, segment=None, node: str | None = None, today=None,
               polish: bool = False):
-        """A :class:`~miner.insights.briefs.ContentBrief`; the optional LLM polish is off by default."""
+        """A :class:`~miner.insights.briefs.ContentBrief` (with scorecard and TGI when the audience
+        tables exist); the optional LLM polish is off by default."""
         from miner.insights.briefs import build_brief
         metrics = self.segment_metrics(snapshot, segment) if segment else None
-        return build_brief(snapshot, topic_id, segment=segment, node=node, metrics=metrics, today=today,
-                           polish=polish)
+        options = dict(segment=segment, node=node, metrics=metrics, today=today, polish=polish,
+                       k=self.config.k_anonymity)
+        if not self.audience_tables_ready():
+            return build_brief(snapshot, topic_id, **options)
+        with self.store(read_only=True).connect() as con:
+            return build_brief(snapshot, topic_id, con=con, **options)
+
+    def scorecard(self, snapshot, segment=None, today=None) -> pd.DataFrame:
+        """极光-style scorecard (one row per topic × metric); notes-only metrics without audience data."""
+        from miner.insights.scorecard import topic_scorecard
+        metrics = self.segment_metrics(snapshot, segment) if segment else None
+        if not self.audience_tables_ready(("engagements",)):
+            return topic_scorecard(snapshot, metrics=metrics, today=today, k=self.config.k_anonymity)
+        with self.store(read_only=True).connect() as con:
+            return topic_scorecard(snapshot, metrics=metrics, con=con, today=today, k=self.config.k_anonymity)
+
+    def tgi(self, snapshot, topic_ids=None) -> pd.DataFrame:
+        """人群纠偏: audience cells ranked by TGI per topic (k-anonymous); MissingTablesError without data."""
+        from miner.insights.tgi import topic_tgi
+        if not self.audience_tables_ready():
+            raise MissingTablesError(self.missing_tables(("engagements", "audience")))
+        with self.store(read_only=True).connect() as con:
+            return topic_tgi(con, snapshot.assignments, topic_ids=topic_ids, k=self.config.k_anonymity,
+                             attribution_days=self.config.attribution_days)

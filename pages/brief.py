@@ -23,7 +23,7 @@ with c3:
 try:
     brief = loaders.brief(ctx.source, topic_id, segment, node_key, today)
 except Exception as exc:   # a brief that cannot be written must not take the page down
-    st.error(f"无法生成简报 Cannot build the brief: {exc}")
+    st.error(f"无法生成简报 Cannot build the brief: {w.md_escape(exc)}")
     st.stop()
 markdown = brief.to_markdown()
 
@@ -37,16 +37,23 @@ d1.download_button("下载简报 Markdown", data=markdown.encode("utf-8"), mime=
 d2.download_button("下载 JSON", data=brief.to_json().encode("utf-8"), mime="application/json",
                    file_name=f"brief-topic{brief.topic_id}-{brief.run_id}.json", key="brief.download_json")
 
+if not brief.recommended:
+    st.warning("混合话题：该话题不作选题推荐（见简报说明）")
+if brief.data_freshness.get("stale"):
+    st.caption(f"数据截至 {brief.data_freshness['data_end']}，比规划日早 {brief.data_freshness['data_age_days']} 天")
 st.markdown("#### 定位")
 w.plain(brief.positioning)
 if brief.angles:
     st.markdown("#### 切入角度")
     for i, angle in enumerate(brief.angles, start=1):
-        w.plain(f"{i}. {angle.label} — {angle.n_notes} 篇（{angle.share:.0%}），互动为话题中位数的 "
-                f"{angle.engagement_index:.2f} 倍；关键词 {' '.join(angle.keywords)}")
+        ci = "" if angle.index_low is None else f"（区间 {angle.index_low:.2f}–{angle.index_high:.2f}）"
+        w.plain(f"{i}. {angle.label} — {angle.n_notes} 篇（{angle.share:.0%}），年龄调整互动为话题的 "
+                f"{angle.engagement_index:.2f} 倍{ci}；关键词 {' '.join(angle.keywords)}")
 if brief.timing:
     st.markdown("#### 节点节奏")
-    w.plain(f"{brief.timing['node_zh']}（{brief.timing['date']}）：{brief.timing['seeding_start']} 开始蓄水，"
-            f"距今 {brief.timing['days_until_seeding']} 天")
+    tm = brief.timing
+    when = (f"蓄水已开始，距节点 {tm['days_until_node']} 天" if tm.get("seeding_started")
+            else f"距规划日 {tm['days_until_seeding']} 天")
+    w.plain(f"{tm['node_zh']}（{tm['date']}）：{tm['seeding_start']} 开始蓄水，{when}")
 st.markdown("#### 完整简报（Markdown 原文）")
 st.code(markdown, language="markdown", wrap_lines=True)

@@ -3,11 +3,14 @@ from pathlib import Path
 
 import streamlit as st
 
-from miner.ui import loaders, manage, widgets as w
+from miner.errors import WorkspaceBusyError
+from miner.ui import auth, loaders, manage, widgets as w
+from miner.ui.upload import column_mapper
 
 ctx = w.page_setup("数据管理 Data")
 workspace = loaders.workspace(ctx.config)
 w.defaults({"data.table": "notes", "data.mode": "upsert"})
+editable = auth.can_edit()             # viewers see this page but cannot upload, replace or rebuild
 
 st.subheader("当前服务的快照 Serving snapshot")
 meta = ctx.snapshot.meta
@@ -23,18 +26,27 @@ with st.expander("全部快照 All snapshots"):
 
 st.subheader("上传数据 Upload")
 st.caption("支持 CSV / TSV / JSONL / Excel (.xlsx) / Parquet；编码自动识别 (UTF-8 / GBK)。用户 ID 入库前加盐哈希。")
+if not editable:
+    st.info("只读账户：上传、替换与重建需要编辑权限 Viewer account: upload, replace and rebuild need an editor.")
 a, b = st.columns([1, 1])
 table = a.selectbox("数据表", list(manage.TABLE_NAMES_ZH), key="data.table",
                     format_func=manage.TABLE_NAMES_ZH.get)
-mode = b.radio("写入方式", ["upsert", "replace"], key="data.mode", horizontal=True,
+mode = b.radio("写入方式", ["upsert", "replace"], key="data.mode", horizontal=True, disabled=not editable,
                format_func={"upsert": "合并更新 upsert", "replace": "整表替换 replace"}.get)
-upload = st.file_uploader("选择文件", type=manage.UPLOAD_TYPES, key="data.upload")
-if st.button("校验并导入 Validate & import", key="data.ingest", disabled=upload is None, type="primary"):
+upload = st.file_uploader("选择文件", type=manage.UPLOAD_TYPES, key="data.upload", disabled=not editable)
+st.caption("可直接导入常见导出格式：MediaCrawler 小红书笔记（note_id/title/desc/time/liked_count…）、"
+           "中文表头（标题/正文/点赞数/收藏数/评论数/分享数/发布时间/作者）。只有标题或正文也能导入（趋势需要发布时间）。")
+column_map = column_mapper(workspace, upload.name, upload.getvalue(), table) if upload and editable else None
+if st.button("校验并导入 Validate & import", key="data.ingest", disabled=upload is None or not editable,
+             type="primary") and editable and upload is not None:
     try:
         with loaders.db_lock(), st.spinner("校验中 Validating…"):
             st.session_state["data.report"] = workspace.ingest_upload(upload.name, upload.getvalue(),
-                                                                      table, mode)
+                                                                      table, mode, column_map=column_map)
         loaders.clear_tables()
+    except WorkspaceBusyError:
+        st.session_state["data.report"] = None
+        st.warning("工作区正忙（另一个导入或构建正在写入），请稍后重试 Workspace busy, retry in a moment.")
     except (ValueError, OSError) as exc:
         st.session_state["data.report"] = None
         st.error(f"导入失败，未写入任何数据 Import refused, nothing written: {w.md_escape(exc)}")
@@ -50,6 +62,8 @@ if report is not None:
     w.plain(report.summary())
     if report.ignored_columns:
         w.plain("未识别的列（已忽略）: " + ", ".join(report.ignored_columns))
+    for notice in getattr(report, "notices", []):
+        w.plain("提示: " + str(notice))
     if report.errors:
         st.dataframe(manage.report_errors(report), hide_index=True, key="data.errors")
     rejects = Path(report.rejects_path) if report.rejects_path else None
@@ -60,13 +74,16 @@ if report is not None:
         st.info("笔记已更新：点击下方「重建话题」生成新快照 Notes changed: rebuild to mine them.")
 
 st.subheader("工作区数据 Workspace tables")
-with loaders.db_lock():
-    counts = workspace.table_counts()
-st.dataframe(counts, hide_index=True, key="data.tables")
+try:
+    with loaders.db_lock():
+        counts = workspace.table_counts()
+    st.dataframe(counts, hide_index=True, key="data.tables")
+except WorkspaceBusyError:
+    st.warning("工作区正忙（另一个进程正在写入），稍后刷新 Workspace busy; refresh in a moment.")
 
 st.subheader("重建话题 Rebuild topics")
 st.caption("用工作区的全部笔记重新挖掘话题。构建成功后才切换快照；失败时继续使用当前快照。")
-if st.button("重建话题 Rebuild", key="data.rebuild"):
+if st.button("重建话题 Rebuild", key="data.rebuild", disabled=not editable) and editable:
     lock = loaders.build_lock()
     if not lock.acquire(blocking=False):
         st.warning("另一个重建正在进行，请稍后刷新 Another rebuild is running; refresh in a while.")

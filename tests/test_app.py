@@ -147,7 +147,7 @@ def test_overview_kpis_and_table(app_workspace):
     assert metrics["笔记数"] == "1,725"
     table = at.dataframe[0].value
     assert int(metrics["话题数"]) == len(table) > 0
-    assert {"label", "stage_zh", "score", "growth_pct", "penetration", "gmv"} <= set(table.columns)
+    assert {"label", "stage_zh", "score", "growth_pct", "penetration", "attributed_gmv", "assoc_lift_text"} <= set(table.columns)
     assert table["score"].is_monotonic_decreasing             # default sort: opportunity
     assert len(at.get("plotly_chart")) == 1                   # the topic map
 
@@ -182,8 +182,8 @@ def test_overview_empty_filter_says_so(app_workspace):
 def test_overview_sort_and_segment(app_workspace):
     at = run_page("pages/overview.py")
     all_users = at.dataframe[0].value.set_index("topic_id")["penetration"]
-    at.selectbox(key="overview.sort").select("GMV").run()
-    gmv = at.dataframe[0].value["gmv"]
+    at.selectbox(key="overview.sort").select("归因 GMV").run()
+    gmv = at.dataframe[0].value["attributed_gmv"]
     assert gmv.dropna().is_monotonic_decreasing and gmv.notna().any()
     at.selectbox(key="overview.segment").select("gender=F,age_band=18-24").run()
     assert_ok(at)
@@ -207,7 +207,7 @@ def test_overview_node_narrows_window(app_workspace):
 def test_topic_detail_sections_and_suppression(app_workspace):
     at = run_page("pages/topic_detail.py")
     labels = [m.label for m in at.metric]
-    assert {"笔记数", "生命周期", "GMV", "客单价 AOV", "转化提升"} <= set(labels)
+    assert {"笔记数", "生命周期", "归因 GMV", "客单价 AOV", "关联提升"} <= set(labels)
     assert len(at.get("plotly_chart")) >= 3                 # trend, AIPS funnel, city tiers
     grid = next(d.value for d in at.dataframe if "女性" in d.value.columns)   # age × gender penetration
     cells = grid.to_numpy().ravel().tolist()
@@ -223,6 +223,19 @@ def test_topic_detail_sections_and_suppression(app_workspace):
     for title in filter(None, titles):
         assert any(t.startswith(title[:30]) for t in texts)
         assert title[:30] not in markdown
+
+
+def test_topic_detail_scorecard_and_tgi(app_workspace):
+    at = run_page("pages/topic_detail.py")
+    assert_ok(at)
+    assert any(m.value.startswith("#### 极光指标") for m in at.markdown)
+    assert len(at.get("plotly_chart")) >= 4                 # trend, 极光 radar, AIPS funnel, city tiers
+    card = next(d.value for d in at.dataframe if "象限" in d.value.columns)
+    assert set(card["象限"]) == {"认知", "内容积累", "人群渗透", "口碑激发"}
+    assert card["话题间百分位"].dropna().between(0, 100).all()
+    tgi = next(d.value for d in at.dataframe if "TGI" in d.value.columns)
+    assert len(tgi) and (tgi["互动用户"] >= MinerConfig().k_anonymity).all()     # k-anonymity: no small cell
+    assert tgi["TGI"].is_monotonic_decreasing
 
 
 def test_topic_detail_topic_and_segment_change_content(app_workspace):

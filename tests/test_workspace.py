@@ -184,3 +184,72 @@ def test_control_characters_never_reach_the_terminal():
     assert clean("\x1b[31m红色\x1b[0m标题\x00\x07") == "红色标题"
     rendered = table(["话题", "篇数"], [["\x1b[2J清屏", "3"]])
     assert "\x1b" not in rendered and "清屏" in rendered
+
+
+# ---- imports people really have ---------------------------------------------------------------------
+def test_upload_columns_propose_the_mediacrawler_mapping_and_the_mapping_is_used(config):
+    data = (Path(__file__).parent / "data" / "mediacrawler_xhs_notes.csv").read_bytes()
+    workspace = Workspace(config)
+    headers, proposed = workspace.upload_columns("xhs.csv", data, "notes")
+    assert "desc" in headers and proposed["desc"] == "body" and proposed["liked_count"] == "likes"
+    mapping = {h: c for h, c in proposed.items() if c != "title"}          # the user drops the title
+    report = workspace.ingest_upload("xhs.csv", data, "notes", column_map=mapping)
+    assert report.rows_accepted > 0
+    stored = workspace.notes()
+    assert stored["title"].fillna("").eq("").all() and stored["body"].str.len().gt(0).all()
+    assert not list(uploads_root(config.workspace_dir).iterdir())
+
+
+def test_cli_says_workspace_busy_with_its_own_exit_code(config, reviews_file, tmp_path, capsys):
+    import subprocess
+    import sys
+    Workspace(config).ingest(reviews_file)
+    holder = subprocess.Popen([sys.executable, "-c", "import sys,time,duckdb; c=duckdb.connect(sys.argv[1]); "
+                               "print('locked', flush=True); time.sleep(30)", str(config.db_path)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        config_file = tmp_path / "config.json"
+        config_file.write_text(pd.Series(config.to_json_dict()).to_json(force_ascii=False), encoding="utf-8")
+        assert main(["--config", str(config_file), "ingest", str(reviews_file)]) == 75
+        err = capsys.readouterr().err
+        assert "工作区正忙" in err and "Traceback" not in err
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+# ---- demo workspace: simulated audiences, scorecard, TGI, briefs through the service -----------------
+@pytest.fixture(scope="module")
+def demo_workspace(tmp_path_factory) -> Workspace:
+    root = tmp_path_factory.mktemp("demo-ws")
+    demo = Workspace(MinerConfig())
+    slice_path = root / "demo_slice.parquet"
+    pd.read_parquet(demo.demo_notes_path).groupby("category", sort=False).head(60).to_parquet(slice_path)
+    config = MinerConfig(models_dir=root / "models", workspace_dir=root / "ws", embedding_model="hashing",
+                         min_topic_size=10, k_anonymity=5)
+    workspace = Workspace(config)
+    workspace.build(input_path=slice_path, embedder=HashingEmbedder())
+    assert workspace.is_demo()
+    return workspace
+
+
+def test_demo_workspace_gets_simulated_tables_and_planner_views(demo_workspace, capsys):
+    snap = demo_workspace.snapshot()
+    assert demo_workspace.audience_tables_ready()          # loaded because every note is a demo note
+    assert demo_workspace.missing_tables() == []
+    card = demo_workspace.scorecard(snap)
+    assert set(card["quadrant"]) == {"awareness", "accumulation", "penetration", "word_of_mouth"}
+    topic = int(snap.topics.sort_values("size").iloc[-1]["topic_id"])
+    tgi = demo_workspace.tgi(snap, topic_ids=[topic])
+    assert len(tgi) and (tgi["engaged_users"] >= 5).all()
+    brief = demo_workspace.brief(snap, topic, today=dt.date(2026, 12, 2))
+    assert brief.topic_id == topic
+
+    config_file = Path(demo_workspace.config.models_dir).parent / "config.json"
+    config_file.write_text(pd.Series(demo_workspace.config.to_json_dict()).to_json(force_ascii=False),
+                           encoding="utf-8")
+    assert main(["--config", str(config_file), "scorecard", "--top", "5"]) == 0
+    assert "口碑激发" in capsys.readouterr().out
+    assert main(["--config", str(config_file), "tgi", str(topic)]) == 0
+    assert "TGI" in capsys.readouterr().out

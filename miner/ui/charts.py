@@ -11,8 +11,8 @@ import plotly.graph_objects as go
 
 from miner.schema import AIPS_STAGE_NAMES, AIPS_STAGES
 
-STAGE_COLORS = {"新兴": "#ff2442", "上升": "#ff8c00", "高峰": "#8e44ad", "衰退": "#95a5a6",
-                "常青": "#27ae60", "未知": "#bdc3c7"}
+STAGE_COLORS = {"新兴": "#ff2442", "上升": "#ff8c00", "爆发": "#8e44ad", "季节性": "#2980b9",
+                "一次性热点": "#d35400", "衰退": "#95a5a6", "常青": "#27ae60", "未知": "#bdc3c7"}
 PHASE_COLORS = {"seeding": "rgba(52,152,219,0.10)", "burst": "rgba(255,36,66,0.16)",
                 "after": "rgba(149,165,166,0.12)"}
 FONT = "Noto Sans CJK SC, PingFang SC, Microsoft YaHei, sans-serif"
@@ -100,3 +100,31 @@ def penetration_bars(frame: pd.DataFrame, column: str, title: str) -> go.Figure:
     fig.update_traces(marker_color=["#dfe6e9" if s else "#ff2442" for s in df["suppressed"]])
     fig.update_layout(title=title)
     return _layout(fig, 340)
+
+
+def scorecard_radar(card: pd.DataFrame, topic_id: int) -> go.Figure:
+    """极光 quadrants of one topic (:func:`miner.insights.scorecard.topic_scorecard` rows): each quadrant's
+    mean percentile among topics (0–100) as a radar, with the median topic (50) dashed; the hover
+    lists each metric's raw value and percentile. A quadrant without data is drawn at 0 and says so."""
+    rows = card[card["topic_id"] == topic_id]
+    order = list(dict.fromkeys(card["quadrant_zh"]))
+    r, hover = [], []
+    for q in order:
+        sub = rows[rows["quadrant_zh"] == q]
+        score = sub["quadrant_score"].iloc[0] if len(sub) else float("nan")
+        r.append(0.0 if pd.isna(score) else float(score))
+        lines = [f"{svg_safe(m)}: " + ("无数据" if pd.isna(v) else f"{v:,.3g} (P{p:.0f})")
+                 for m, v, p in zip(sub["metric_zh"], sub["value"], sub["percentile"])]
+        hover.append("<br>".join(lines) or "无数据")
+    fig = go.Figure()
+    fig.add_scatterpolar(r=[50.0] * len(order) + [50.0], theta=order + order[:1], mode="lines", name="中位话题",
+                         line=dict(color="#95a5a6", dash="dash", width=1), hoverinfo="skip")
+    fig.add_scatterpolar(r=r + r[:1], theta=order + order[:1], fill="toself", name="本话题",
+                         line=dict(color="#ff2442"), fillcolor="rgba(255,36,66,0.25)",
+                         customdata=hover + hover[:1], hovertemplate="%{theta} %{r:.0f}<br>%{customdata}<extra></extra>")
+    fig = _layout(fig, 400)
+    # the page heading names the chart; room around the circle for the quadrant names, legend below
+    fig.update_layout(polar=dict(radialaxis=dict(range=[0, 100], tickvals=[25, 50, 75, 100])),
+                      margin=dict(l=70, r=70, t=30, b=30),
+                      legend=dict(orientation="h", yanchor="top", y=-0.05, x=0.5, xanchor="center"))
+    return fig

@@ -175,23 +175,11 @@ def filtered_notes(source: Source, start: dt.date | None, end: dt.date | None,
 @st.cache_data(max_entries=16, show_spinner="计算趋势 Scoring trends…")
 def trend_table(source: Source, start: dt.date | None, end: dt.date | None,
                 category: str | None) -> pd.DataFrame:
-    """One row per topic with notes in the filter: label, keywords, notes, engagement, lifecycle
-    stage and growth (:func:`miner.insights.trends.trend_scores` over the filtered notes)."""
-    from miner.insights.trends import SCORE_COLUMNS, topic_time_series, trend_scores
+    """One row per topic with notes in the filter: :func:`miner.insights.trends.trend_table`."""
+    from miner.insights.trends import trend_table as _trend_table
     snap = snapshot(source)
     notes = filtered_notes(source, start, end, category)
-    topics = snap.topics[[schema.TOPIC_ID, "label", "keywords", "size"]].copy()
-    topics["keywords"] = topics["keywords"].map(lambda k: " ".join(list(k)[:6]))
-    in_topic = notes[notes[schema.TOPIC_ID] != schema.OUTLIER]
-    counts = in_topic.groupby(schema.TOPIC_ID).agg(notes=(schema.NOTE_ID, "size"),
-                                                   engagement=(ENGAGEMENT, "sum")).reset_index()
-    out = topics.merge(counts, on=schema.TOPIC_ID, how="inner")
-    if len(notes):
-        scores = trend_scores(topic_time_series(notes, snap.assignments, freq="D", start=start, end=end))
-    else:
-        scores = pd.DataFrame(columns=list(SCORE_COLUMNS))
-    scores = scores.drop(columns=["total_notes", "recent_engagement"], errors="ignore")
-    return out.merge(scores, on=schema.TOPIC_ID, how="left").reset_index(drop=True)
+    return _trend_table(notes, snap.assignments, snap.topics, start=start, end=end, freq="D")
 
 
 @st.cache_data(max_entries=16, show_spinner="计算机会分 Scoring opportunities…")
@@ -296,7 +284,8 @@ def order_values(source: Source, segment: str | None, start: dt.date | None,
     from miner.insights import audience
     window = audience_window(start, end, source.timezone)
     return _audience_call(source, ("engagements", "audience", "orders"), lambda con, asg: audience.order_value(
-        con, asg, segment=segment, window=window, attribution_days=source.attribution_days, k=source.k))
+        con, asg, segment=segment, window=window, attribution_days=source.attribution_days, k=source.k,
+        brand=audience.default_brand(con), include_unattributed=False))
 
 
 def clear_tables() -> None:
@@ -311,3 +300,28 @@ def brief(source: Source, topic_id: int, segment: str | None, node_key: str | No
     metrics = segment_metrics(source, segment, None, None)
     return build_brief(snapshot(source), int(topic_id), segment=segment, node=node_key, metrics=metrics,
                        today=today)
+
+
+@st.cache_data(max_entries=16, show_spinner="计算极光指标 Scoring the quadrants…")
+def scorecard(source: Source, segment: str | None, today: dt.date) -> pd.DataFrame:
+    """:func:`miner.insights.scorecard.topic_scorecard`; notes-only rows when the audience tables are missing."""
+    from miner.insights.scorecard import topic_scorecard
+    metrics = segment_metrics(source, segment, None, None) if segment else None
+    card = _audience_call(source, ("engagements",), lambda con, asg: topic_scorecard(
+        snapshot(source), metrics=metrics, con=con, today=today, k=source.k))
+    return card if card is not None else topic_scorecard(snapshot(source), metrics=metrics, today=today, k=source.k)
+
+
+@st.cache_data(max_entries=8, show_spinner="计算人群纠偏 Ranking audiences (TGI)…")
+def tgi(source: Source) -> pd.DataFrame | None:
+    """:func:`miner.insights.tgi.topic_tgi` for every topic; None when the audience tables are missing."""
+    from miner.insights.tgi import topic_tgi
+    return _audience_call(source, ("engagements", "audience"), lambda con, asg: topic_tgi(
+        con, asg, k=source.k, attribution_days=source.attribution_days))
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def topic_table_xlsx(table: pd.DataFrame, window_label: str) -> bytes:
+    """The overview's topic table as an Excel workbook (columns as shown, a note on the window)."""
+    from miner.insights.briefs import topic_table_excel
+    return topic_table_excel(table, notes=[f"时间窗口 {window_label}"])

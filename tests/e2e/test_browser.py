@@ -70,7 +70,9 @@ def test_page_opens(page, app_url, shot, path, title, anchor):
     assert_no_exception(page)
     if path == "topic_detail":
         expect(page.get_by_text("隐私保护：少于 50 人的单元格")).to_be_visible()
-        page.locator(".js-plotly-plot").nth(2).wait_for()        # trend, AIPS funnel, city tiers
+        page.locator(".js-plotly-plot").nth(3).wait_for()        # trend, 极光 radar, AIPS funnel, city tiers
+        expect(page.get_by_text("极光指标 · 认知", exact=False)).to_be_visible()
+        expect(page.get_by_text("人群纠偏 TGI", exact=False)).to_be_visible()
     shot(page, f"02-{path}")
 
 
