@@ -45,6 +45,8 @@ class MinerConfig:
     k_anonymity: int = 50
     attribution_days: int = 15
     timezone: str = "Asia/Shanghai"
+    warm_start: bool = True              # rebuilds start from the previous topics (stable ids)
+    emerging_window_days: float = 3.0    # updates look for emerging topics among notes this recent
 
     # Derived paths: the one home for every data and model location.
     demo_dir = property(lambda self: Path(self.data_dir) / "demo")

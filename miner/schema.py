@@ -193,16 +193,21 @@ OUTLIER = -1
 SCORE = "score"                # cosine similarity of a note to its topic centroid
 
 TOPICS_COLUMNS = {
-    TOPIC_ID: "int",
-    "label": "short Chinese label, e.g. '露营·装备·平价'",
+    TOPIC_ID: "int, permanent id (miner.topics.registry); rows in id order, row i ↔ centroids row i",
+    "label": "short Chinese label, e.g. '露营·装备·平价' (a planner's name when renamed)",
+    "auto_label": "the label c-TF-IDF gives",
     "keywords": "list[str], c-TF-IDF top keywords, best first",
     "keyword_scores": "list[float]",
     "size": "int, notes assigned",
     "representative_note_ids": "list[str], near the centroid and mutually diverse",
     "coherence": "float, mean NPMI of the keyword pairs over the notes (−1…1)",
     "is_mixed": "bool, coherence below the labeller's floor: 混合话题 (sort last, never recommend)",
+    "hidden": "bool, hidden by curation", "pinned": "bool, pinned by curation",
+    "born_at": "timestamp the permanent id was issued",
 }
-ASSIGNMENTS_COLUMNS = {NOTE_ID: "str", TOPIC_ID: "int (−1 outlier)", SCORE: "float"}
+RAW_TOPIC_ID = "raw_topic_id"  # the model's own topic of a note, before curation (merges, splits)
+ASSIGNMENTS_COLUMNS = {NOTE_ID: "str", TOPIC_ID: "int (−1 outlier), as shown after curation", SCORE: "float",
+                       RAW_TOPIC_ID: "int (−1 outlier), before curation"}
 ENGAGEMENT = "engagement"      # likes + collects + comments + shares of a note (public counts)
 
 

@@ -34,6 +34,25 @@ def review_vectors(_review_vectors):
     return [list(t) for t in tokens], vecs.copy()
 
 
+@pytest.fixture
+def review_notes(reviews_4cats) -> pd.DataFrame:
+    """The reviews in the notes schema (body = review; times and counts are placeholders)."""
+    n = len(reviews_4cats)
+    return pd.DataFrame({
+        "note_id": [f"r{i:03d}" for i in range(n)], "title": "", "body": reviews_4cats["review"],
+        "tags": [[] for _ in range(n)], "author_id": [f"a{i % 7}" for i in range(n)],
+        "published_at": pd.date_range("2023-09-01", periods=n, freq="h", tz="Asia/Shanghai"),
+        "likes": 1, "collects": 0, "comments": 0, "shares": 0, "category": reviews_4cats["cat"]})
+
+
+@pytest.fixture
+def config(tmp_path):
+    """A workspace in tmp_path with the hashing embedder (fast, lexical)."""
+    from miner.config import MinerConfig
+    return MinerConfig(models_dir=tmp_path / "models", workspace_dir=tmp_path / "ws",
+                       embedding_model="hashing", min_topic_size=10)
+
+
 # ---- a small app workspace whose user text is Markdown/HTML (tests/test_auth.py, test_no_markdown_injection.py)
 PAYLOADS = ("![x](http://127.0.0.1:9/p.png)", "[link](http://evil)", "<img src=x onerror=alert(1)>", "**bold**")
 

@@ -27,23 +27,6 @@ def no_ambient_config(monkeypatch):
         monkeypatch.delenv(key)
 
 
-@pytest.fixture
-def review_notes(reviews_4cats) -> pd.DataFrame:
-    """The reviews in the notes schema (body = review; times and counts are placeholders)."""
-    n = len(reviews_4cats)
-    return pd.DataFrame({
-        "note_id": [f"r{i:03d}" for i in range(n)], "title": "", "body": reviews_4cats["review"],
-        "tags": [[] for _ in range(n)], "author_id": [f"a{i % 7}" for i in range(n)],
-        "published_at": pd.date_range("2023-09-01", periods=n, freq="h", tz="Asia/Shanghai"),
-        "likes": 1, "collects": 0, "comments": 0, "shares": 0, "category": reviews_4cats["cat"]})
-
-
-@pytest.fixture
-def config(tmp_path) -> MinerConfig:
-    return MinerConfig(models_dir=tmp_path / "models", workspace_dir=tmp_path / "ws",
-                       embedding_model="hashing", min_topic_size=10)
-
-
 def test_build_writes_a_complete_snapshot_and_moves_latest(config, review_notes):
     stages = []
     result = build_topics(config, review_notes, embedder=HashingEmbedder(), show_progress=False,

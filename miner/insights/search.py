@@ -260,12 +260,13 @@ class TopicSearcher(BaseEstimator):
         self.run_id_ = getattr(snap, "run_id", None)
         self.note_index_ = snap.note_index
         self.topic_index_ = snap.topic_index
-        topic_of = snap.assignments.set_index(NOTE_ID)[TOPIC_ID]
-        self.note_topic_ = notes[NOTE_ID].map(topic_of).fillna(OUTLIER).astype("int64").to_numpy()
         topics = snap.topics.sort_values(TOPIC_ID).reset_index(drop=True)
         self.topic_ids_ = topics[TOPIC_ID].astype("int64").to_numpy()
-        if not np.array_equal(self.topic_ids_, np.arange(len(topics))):
-            raise ValueError("snapshot topic ids must be 0..n-1 (row i of the topic index ↔ topic i)")
+        # permanent topic ids need not be 0..n-1: internally a topic is its row (row i of the
+        # topic index ↔ i-th topic by id), note_topic_ holds rows (−1 = outlier)
+        row_of_topic = pd.Series(np.arange(len(topics)), index=self.topic_ids_)
+        topic_of = snap.assignments.set_index(NOTE_ID)[TOPIC_ID].map(row_of_topic)
+        self.note_topic_ = notes[NOTE_ID].map(topic_of).fillna(OUTLIER).astype("int64").to_numpy()
         self.topic_label_ = topics["label"].astype(str).tolist()
         self.keywords_ = [[str(w) for w in schema.list_cell(v)] for v in
                           (topics["keywords"] if "keywords" in topics else [[]] * len(topics))]
@@ -455,15 +456,16 @@ class TopicSearcher(BaseEstimator):
             t = int(t)
             lo, hi = np.searchsorted(kw_sorted_topics, [t, t + 1])
             matched = [terms[j] for j in np.argsort(-per_term[t], kind="stable") if per_term[t, j] > 0]
-            stage = self.stage_.get(t, (None, None))
+            tid = int(self.topic_ids_[t])
+            stage = self.stage_.get(tid, (None, None))
             ideas.append(TopicIdea(
-                topic_id=t, label=self.topic_label_[t], score=float(fused[t]),
+                topic_id=tid, label=self.topic_label_[t], score=float(fused[t]),
                 semantic_score=float(centroid[t]) if np.isfinite(centroid[t]) else 0.0,
                 keyword_score=float(keyword[t] / best_kw), matched_keywords=matched,
                 examples=self._examples(t, hits_by_topic.get(t, []), kw_sorted_rows[lo:hi][: self.n_examples]),
                 relevance=float(relevance[t]), keyword_coverage=float(coverage[t]) if kw_member[t] else 0.0,
                 match=STRONG if strong[t] else WEAK,
-                stage=stage[0], stage_zh=stage[1], opportunity=self.opportunity_by_topic_.get(t),
+                stage=stage[0], stage_zh=stage[1], opportunity=self.opportunity_by_topic_.get(tid),
                 keywords=list(self.keywords_[t]), size=int(self.topic_sizes_[t]),
                 ranks={name: int(r[t]) for name, r in rank_of.items() if r[t] > 0}))
         no_match = not bool(strong.any())

@@ -151,6 +151,16 @@ class TopicClusterer(BaseEstimator):
         None = all cores. Neighbour searches always use all cores.
     seed : int
         Random seed for FAISS k-means and sampling.
+    init_centroids : ndarray (k, d) or None
+        Warm start (a rebuild that keeps the previous topics): topic centroids in the input
+        embedding space, e.g. the previous snapshot's ``centroids``. They are mapped into the
+        clustering space and seed one k-means run with ``k = len(init_centroids)`` (no choice of
+        k, no restarts); ``n_topics`` is ignored.
+    init_labels : array of int (n_samples,) or None
+        Warm start from a previous partition of these notes (``-1`` = none): the centroids of
+        each previous topic's notes are taken *in the clustering space* (after whitening and
+        smoothing), so a rebuild of an unchanged corpus starts at its own fixed point. Topics
+        with fewer than 2 notes are left out. Takes precedence over ``init_centroids``.
 
     Attributes
     ----------
@@ -170,7 +180,8 @@ class TopicClusterer(BaseEstimator):
 
     def __init__(self, n_topics=None, outlier_share=0.08, min_topic_size=15, k_candidates=None,
                  sample_size=4000, center=True, seed=42, whiten_dims=100, whiten_power=0.5,
-                 n_neighbors=15, smoothing=1.0, k_tolerance=0.03, n_init=3, n_jobs=1):
+                 n_neighbors=15, smoothing=1.0, k_tolerance=0.03, n_init=3, n_jobs=1,
+                 init_centroids=None, init_labels=None):
         self.n_topics = n_topics
         self.outlier_share = outlier_share
         self.min_topic_size = min_topic_size
@@ -185,6 +196,8 @@ class TopicClusterer(BaseEstimator):
         self.k_tolerance = k_tolerance
         self.n_init = n_init
         self.n_jobs = n_jobs
+        self.init_centroids = init_centroids
+        self.init_labels = init_labels
 
     # -- public API --------------------------------------------------------------------------
     def fit(self, X, y=None):
@@ -209,7 +222,14 @@ class TopicClusterer(BaseEstimator):
         Z = self._transform(X)
 
         self.k_scores_ = {}
-        if self.n_topics is not None:
+        init = None
+        if self.init_labels is not None:
+            init = self._centroids_of(Z, np.asarray(self.init_labels, dtype=np.int64))
+            k = len(init)
+        elif self.init_centroids is not None:
+            init = self._warm_start(as_float32_normalized(self.init_centroids), n)
+            k = len(init)
+        elif self.n_topics is not None:
             k = int(self.n_topics)
             if not 1 <= k <= n:
                 raise ValueError(f"n_topics must be in [1, {n}], got {k}")
@@ -217,7 +237,8 @@ class TopicClusterer(BaseEstimator):
             k = self._choose_k(Z)
 
         self.k_chosen_ = k
-        centers, labels = self._final_kmeans(Z, k)
+        centers, labels = (spherical_kmeans(Z, k, self.seed, init_centroids=init) if init is not None
+                           else self._final_kmeans(Z, k))
         centers, labels = self._dissolve_small(Z, centers, labels)
         scores = np.einsum("ij,ij->i", Z, centers[labels])
         self.threshold_ = float(np.quantile(scores, self.outlier_share)) if self.outlier_share > 0 else -np.inf
@@ -227,6 +248,13 @@ class TopicClusterer(BaseEstimator):
         self.scores_ = scores.astype(np.float32)
         self.n_topics_ = len(self.cluster_centers_)
         return self
+
+    def transform(self, X, smooth: bool = True) -> np.ndarray:
+        """Notes in the clustering space (``cluster_centers_`` live there); ``smooth=False`` skips
+        the neighbourhood smoothing (centred and whitened only)."""
+        self._check_fitted()
+        X = as_float32_normalized(X)
+        return self._transform(X) if smooth else self._centred(X)
 
     def fit_predict(self, X, y=None):
         return self.fit(X).labels_
@@ -250,6 +278,7 @@ class TopicClusterer(BaseEstimator):
         self._check_fitted()
         params = self.get_params()           # every constructor argument, so a load round-trips
         params["k_candidates"] = list(self.k_candidates) if self.k_candidates else None
+        params["init_centroids"] = params["init_labels"] = None   # inputs of that fit, not the model
         fitted = {"threshold_": self.threshold_, "n_topics_": self.n_topics_, "k_chosen_": self.k_chosen_,
                   "k_scores_": {str(k): v for k, v in self.k_scores_.items()}}
         arrays = {"cluster_centers": self.cluster_centers_, "mean": self.mean_,
@@ -290,6 +319,28 @@ class TopicClusterer(BaseEstimator):
         if getattr(self, "_neighbour_index", None) is None:     # built once, reused by predict
             self._neighbour_index = neighbour_index(self.reference_, self.seed)
         return smooth_with_neighbours(Z, self._neighbour_index, self.reference_, self.n_neighbors, self.smoothing)
+
+    def _warm_start(self, init: np.ndarray, n: int) -> np.ndarray:
+        if init.ndim != 2 or init.shape[1] != self.mean_.shape[0] or not 1 <= len(init) <= n:
+            raise ValueError(f"init_centroids must have shape (k, {self.mean_.shape[0]}) with 1 ≤ k ≤ {n}, "
+                             f"got {init.shape}")
+        return self._centred(init)
+
+    @staticmethod
+    def _centroids_of(Z: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        if labels.shape != (len(Z),):
+            raise ValueError(f"init_labels must have one label per note ({len(Z)}), got shape {labels.shape}")
+        ids, counts = np.unique(labels[labels >= 0], return_counts=True)
+        ids = ids[counts >= 2]
+        if len(ids) < 1:
+            raise ValueError("init_labels name no topic with 2 or more notes")
+        pos = np.full(int(ids.max()) + 1, -1)
+        pos[ids] = np.arange(len(ids))
+        rows = np.flatnonzero((labels >= 0) & (labels <= ids.max()))
+        rows = rows[pos[labels[rows]] >= 0]
+        sums = np.zeros((len(ids), Z.shape[1]), np.float64)
+        np.add.at(sums, pos[labels[rows]], Z[rows])
+        return as_float32_normalized(sums)
 
     def candidate_ks(self, n: int) -> list[int]:
         if self.k_candidates:

@@ -18,9 +18,8 @@ import miner
 from miner import schema
 from miner.topics.cluster import TopicClusterer, as_float32_normalized
 from miner.config import MinerConfig
-from miner.topics.label import TopicLabeler
 from miner.topics.index import VectorIndex
-from miner.topics.snapshot import Snapshot, save_snapshot
+from miner.topics.snapshot import Snapshot
 from miner.topics.segment import make_segmenter, note_text  # noqa: F401  (make_segmenter: re-exported)
 
 ProgressFn = Callable[[str, float], None]
@@ -96,35 +95,20 @@ def build_topics(config: MinerConfig, notes: pd.DataFrame, embedder=None, show_p
     embeddings = as_float32_normalized(embeddings)
 
     report("聚类 clustering", 0.75)
+    note_ids = notes[schema.NOTE_ID].astype(str).to_numpy()
+    previous = _previous_topics(config, embedder.model_id)
+    init = _warm_start(config, previous, note_ids)
     clusterer = TopicClusterer(n_topics=config.n_topics, outlier_share=config.outlier_share,
-                               min_topic_size=config.min_topic_size, seed=config.seed).fit(embeddings)
+                               min_topic_size=config.min_topic_size, seed=config.seed,
+                               init_labels=init).fit(embeddings)
     labels = clusterer.labels_
-    centroids = topic_centroids(embeddings, labels, clusterer.n_topics_)
 
     report("标注 labelling", 0.85)
-    tags = notes[schema.TAGS].tolist() if schema.TAGS in notes else None
-    labeler = TopicLabeler(config.n_keywords, config.n_representatives, embedder=embedder,
-                           word_cache=cache).fit(tokens, labels, embeddings, centroids, tags=tags)
-    note_ids = notes[schema.NOTE_ID].astype(str).to_numpy()
-    sizes = np.bincount(labels[labels >= 0], minlength=clusterer.n_topics_)
-    topics = pd.DataFrame({
-        schema.TOPIC_ID: [t.topic_id for t in labeler.topics_],
-        "label": [t.label for t in labeler.topics_],
-        "keywords": [t.keywords for t in labeler.topics_],
-        "keyword_scores": [t.keyword_scores for t in labeler.topics_],
-        "size": sizes.astype(int),
-        "representative_note_ids": [[str(note_ids[r]) for r in t.representative_rows] for t in labeler.topics_],
-        "coherence": [t.coherence for t in labeler.topics_],
-        "is_mixed": [t.is_mixed for t in labeler.topics_],
-    })
-    assignments = pd.DataFrame({schema.NOTE_ID: note_ids, schema.TOPIC_ID: labels.astype(int),
-                                schema.SCORE: clusterer.scores_})
     notes_out = notes.copy()
     notes_out["tokens"] = tokens
 
     report("索引 indexing", 0.92)
     note_index = VectorIndex(seed=config.seed).fit(embeddings)
-    topic_index = VectorIndex(factory="Flat").fit(centroids)
 
     digest = data_hash(notes, texts)
     now = datetime.now(ZoneInfo(config.timezone))
@@ -138,11 +122,12 @@ def build_topics(config: MinerConfig, notes: pd.DataFrame, embedder=None, show_p
         "seed": config.seed,
         "embedding": {"model_id": embedder.model_id, "model": config.embedding_model, "dim": int(embeddings.shape[1])},
         "params": {"n_topics": config.n_topics, "outlier_share": config.outlier_share,
-                   "min_topic_size": config.min_topic_size, "n_keywords": config.n_keywords},
+                   "min_topic_size": config.min_topic_size, "n_keywords": config.n_keywords,
+                   "warm_start": init is not None},
         "versions": _library_versions(),
     }
-    path = save_snapshot(config.snapshots_dir, run_id, meta, notes_out, topics, assignments, embeddings,
-                         centroids, clusterer, note_index, topic_index)
+    path = _write_with_registry(config, run_id, meta, notes_out, embeddings, clusterer, note_index, previous,
+                                embedder)
     report("完成 done", 1.0)
     warnings = []
     if config.n_topics is not None and clusterer.n_topics_ < config.n_topics:
@@ -152,6 +137,32 @@ def build_topics(config: MinerConfig, notes: pd.DataFrame, embedder=None, show_p
     return BuildResult(run_id=run_id, path=str(path), n_notes=len(notes), n_topics=clusterer.n_topics_,
                        outlier_share=float(np.mean(labels < 0)), embedded_new=int(cache.last_stats.misses),
                        seconds=time.perf_counter() - started, warnings=warnings)
+
+
+def _previous_topics(config: MinerConfig, model_id: str):
+    """The serving snapshot a rebuild continues from (ids, warm start), or None."""
+    from miner.topics.update import previous_snapshot
+    return previous_snapshot(config, model_id)
+
+
+def _warm_start(config: MinerConfig, previous, note_ids):
+    """Previous topics of the current notes (a warm start), unless ``config.warm_start`` is off."""
+    from miner.topics.update import warm_start_labels
+    if previous is None or not config.warm_start or config.n_topics is not None:
+        return None
+    return warm_start_labels(previous, note_ids)
+
+
+def _write_with_registry(config, run_id, meta, notes_out, embeddings, clusterer, note_index, previous, embedder):
+    """Permanent ids by lineage, curation replayed, snapshot written, registry updated."""
+    from miner.topics.update import rebuild_ids, write_snapshot
+    labels = clusterer.labels_
+    ids, events, new_topics = rebuild_ids(config, previous, notes_out[schema.NOTE_ID].astype(str).to_numpy(),
+                                          labels, embeddings, clusterer.n_topics_)
+    raw = np.where(labels >= 0, ids[np.maximum(labels, 0)], -1)
+    path, _, _ = write_snapshot(config, run_id, meta, notes_out, embeddings, raw, clusterer.scores_, clusterer,
+                                ids, note_index, "build", events, new_topics, candidates=[], embedder=embedder)
+    return path
 
 
 def predict_texts(snapshot: Snapshot, texts: list[str], embedder=None) -> pd.DataFrame:
@@ -184,7 +195,9 @@ def _predict_vectors(snapshot: Snapshot, texts: list[str], embedder=None):
         raise ValueError(f"snapshot {snapshot.run_id} was built with {snapshot.model_id}, "
                          f"not {embedder.model_id}; use the same embedding model")
     vectors = embedder.encode(list(texts), kind="passage")
-    return snapshot.clusterer.predict_with_scores(vectors)
+    from miner.topics.update import predict_topic_ids, shown_topic_ids
+    raw, scores = predict_topic_ids(snapshot, vectors)
+    return shown_topic_ids(snapshot, raw), scores
 
 
 def _library_versions() -> dict:

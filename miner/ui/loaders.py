@@ -222,7 +222,8 @@ def topic_map(source: Source) -> pd.DataFrame:
         u, s, _ = np.linalg.svd(centred, full_matrices=False)
         k = min(2, len(s))
         xy[:, :k] = u[:, :k] * s[:k]
-    return pd.DataFrame({schema.TOPIC_ID: np.arange(len(c)), "x": xy[:, 0], "y": xy[:, 1]})
+    ids = snap.topics[schema.TOPIC_ID].to_numpy()      # permanent ids; topics row i ↔ centroids row i
+    return pd.DataFrame({schema.TOPIC_ID: ids, "x": xy[:, 0], "y": xy[:, 1]})
 
 
 def audience_window(start: dt.date | None, end: dt.date | None, tz: str):
