@@ -2,8 +2,10 @@
 
 * ``st.cache_resource`` — the loaded snapshot, the embedder and the searcher: large, read-only,
   shared by every session.
-* ``st.cache_data`` — DataFrames derived from them (trend scores, audience metrics, the topic map);
-  each caller gets its own copy, so a page may mutate what it receives.
+  The notes table and the build-time daily aggregates are resources too (read-only: a
+  cache_data hit pickles its value, which costs seconds for a million notes with their text).
+* ``st.cache_data`` — small DataFrames derived from them (trend scores, audience metrics, the
+  topic map, counts); each caller gets its own copy, so a page may mutate what it receives.
 
 Every cached function is keyed by a :class:`Source` — the serving snapshot plus a stamp of the
 workspace database — so a rebuild (new ``run_id``) or an ingest (new stamp) is picked up on the
@@ -144,9 +146,13 @@ def marketing_nodes(years: tuple[int, ...]):
 
 
 # ---- tables ----------------------------------------------------------------------------------------
-@st.cache_data(max_entries=4, show_spinner=False)
+@st.cache_resource(max_entries=2, show_spinner=False)
 def notes_table(source: Source) -> pd.DataFrame:
-    """The snapshot's notes with topic, label, local publish time and total engagement."""
+    """The snapshot's notes with topic, label, local publish time and total engagement.
+
+    A shared resource (no copy per call: at a million notes a cache_data hit would pickle the
+    whole frame): callers must not mutate it; derive a new frame instead.
+    """
     notes = snapshot(source).notes_with_topics().drop(columns=["tokens"], errors="ignore")
     published = pd.to_datetime(notes[schema.PUBLISHED_AT])
     if published.dt.tz is None:
@@ -157,10 +163,23 @@ def notes_table(source: Source) -> pd.DataFrame:
     return notes
 
 
-@st.cache_data(max_entries=8, show_spinner=False)
+@st.cache_resource(max_entries=2, show_spinner=False)
+def _notes_by_id(source: Source) -> pd.DataFrame:
+    return notes_table(source).set_index(schema.NOTE_ID)
+
+
+def notes_by_id(source: Source, note_ids) -> pd.DataFrame:
+    """The rows of :func:`notes_table` for ``note_ids`` (in that order; unknown ids left out)."""
+    indexed = _notes_by_id(source)
+    return indexed.loc[[i for i in note_ids if i in indexed.index]]
+
+
 def filtered_notes(source: Source, start: dt.date | None, end: dt.date | None,
                    category: str | None) -> pd.DataFrame:
+    """:func:`notes_table` rows in the filter (not cached: only cached tables call it)."""
     notes = notes_table(source)
+    if start is None and end is None and not category:
+        return notes
     day = notes[schema.PUBLISHED_AT].dt.date
     keep = pd.Series(True, index=notes.index)
     if start is not None:
@@ -172,22 +191,52 @@ def filtered_notes(source: Source, start: dt.date | None, end: dt.date | None,
     return notes[keep].reset_index(drop=True)
 
 
+@st.cache_resource(max_entries=2, show_spinner=False)
+def aggregates(source: Source) -> pd.DataFrame:
+    """Topic × day × category counts stored with the snapshot (:mod:`miner.topics.aggregates`)."""
+    from miner.topics.aggregates import snapshot_aggregates
+    return snapshot_aggregates(snapshot(source))
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def date_range(source: Source) -> tuple[dt.date, dt.date]:
+    """First and last local publish day of the snapshot's notes."""
+    days = aggregates(source)["day"]
+    return days.min().date(), days.max().date()
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def categories(source: Source) -> list[str]:
+    from miner.topics.aggregates import NO_CATEGORY
+    return sorted(c for c in aggregates(source)[schema.CATEGORY].unique() if c != NO_CATEGORY)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def note_count(source: Source, start: dt.date | None, end: dt.date | None, category: str | None) -> int:
+    """How many notes the filter keeps (outliers included)."""
+    from miner.topics.aggregates import filter_aggregates
+    return int(filter_aggregates(aggregates(source), start, end, category)["notes"].sum())
+
+
 @st.cache_data(max_entries=16, show_spinner="计算趋势 Scoring trends…")
 def trend_table(source: Source, start: dt.date | None, end: dt.date | None,
                 category: str | None) -> pd.DataFrame:
     """One row per topic with notes in the filter: label, keywords, notes, engagement, lifecycle
-    stage and growth (:func:`miner.insights.trends.trend_scores` over the filtered notes)."""
-    from miner.insights.trends import SCORE_COLUMNS, topic_time_series, trend_scores
+    stage and growth (:func:`miner.insights.trends.trend_scores` over the daily series of the
+    filter, derived from the build-time aggregates rather than from the notes)."""
+    from miner.insights.trends import SCORE_COLUMNS, trend_scores
+    from miner.topics.aggregates import daily_series, filter_aggregates
     snap = snapshot(source)
-    notes = filtered_notes(source, start, end, category)
+    agg = aggregates(source)
+    kept = filter_aggregates(agg, start, end, category)
     topics = snap.topics[[schema.TOPIC_ID, "label", "keywords", "size"]].copy()
     topics["keywords"] = topics["keywords"].map(lambda k: " ".join(list(k)[:6]))
-    in_topic = notes[notes[schema.TOPIC_ID] != schema.OUTLIER]
-    counts = in_topic.groupby(schema.TOPIC_ID).agg(notes=(schema.NOTE_ID, "size"),
+    in_topic = kept[kept[schema.TOPIC_ID] != schema.OUTLIER]
+    counts = in_topic.groupby(schema.TOPIC_ID).agg(notes=("notes", "sum"),
                                                    engagement=(ENGAGEMENT, "sum")).reset_index()
     out = topics.merge(counts, on=schema.TOPIC_ID, how="inner")
-    if len(notes):
-        scores = trend_scores(topic_time_series(notes, snap.assignments, freq="D", start=start, end=end))
+    if len(kept):
+        scores = trend_scores(daily_series(agg, start, end, category))
     else:
         scores = pd.DataFrame(columns=list(SCORE_COLUMNS))
     scores = scores.drop(columns=["total_notes", "recent_engagement"], errors="ignore")
@@ -217,10 +266,10 @@ def opportunity_table(source: Source, start: dt.date | None, end: dt.date | None
 
 
 @st.cache_data(max_entries=4, show_spinner=False)
-def topic_series(source: Source, freq: str = "D") -> pd.DataFrame:
-    from miner.insights.trends import topic_time_series
-    snap = snapshot(source)
-    return topic_time_series(notes_table(source), snap.assignments, freq=freq)
+def topic_series(source: Source) -> pd.DataFrame:
+    """Daily series of every topic (:func:`miner.topics.aggregates.daily_series`)."""
+    from miner.topics.aggregates import daily_series
+    return daily_series(aggregates(source))
 
 
 @st.cache_data(max_entries=4, show_spinner=False)
