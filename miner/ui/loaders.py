@@ -164,14 +164,14 @@ def notes_table(source: Source) -> pd.DataFrame:
 
 
 @st.cache_resource(max_entries=2, show_spinner=False)
-def _notes_by_id(source: Source) -> pd.DataFrame:
-    return notes_table(source).set_index(schema.NOTE_ID)
+def _note_positions(source: Source) -> pd.Index:
+    return pd.Index(notes_table(source)[schema.NOTE_ID])
 
 
 def notes_by_id(source: Source, note_ids) -> pd.DataFrame:
     """The rows of :func:`notes_table` for ``note_ids`` (in that order; unknown ids left out)."""
-    indexed = _notes_by_id(source)
-    return indexed.loc[[i for i in note_ids if i in indexed.index]]
+    rows = _note_positions(source).get_indexer(list(note_ids))
+    return notes_table(source).iloc[rows[rows >= 0]]
 
 
 def filtered_notes(source: Source, start: dt.date | None, end: dt.date | None,
