@@ -214,6 +214,19 @@ def engagement(frame):
     return frame[cols].apply(pd.to_numeric, errors="coerce").fillna(0).sum(axis=1).astype("float64")
 
 
+def engagement(frame) -> "pd.Series":
+    """Total engagement per row: likes + collects + comments + shares (the one home of this sum).
+
+    Columns of :data:`ENGAGEMENT_COLS` that the frame lacks count as 0, as do missing values.
+    """
+    import pandas as pd
+    present = [c for c in ENGAGEMENT_COLS if c in frame.columns]
+    if not present:
+        return pd.Series(0.0, index=frame.index, name="engagement")
+    values = frame[present].apply(pd.to_numeric, errors="coerce").fillna(0)
+    return values.sum(axis=1).astype("float64").rename("engagement")
+
+
 def list_cell(value, split_text: bool = False) -> list:
     """One cell of a list column (tags, tokens, keywords) as a Python list.
 

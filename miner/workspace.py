@@ -289,8 +289,8 @@ class Workspace:
 
     # ---- insights --------------------------------------------------------------------------------
     def trend_table(self, snapshot, freq: str = "D", today=None) -> pd.DataFrame:
-        from miner.insights.opportunity import trend_table
-        return trend_table(snapshot, freq=freq, today=today)
+        from miner.insights.trends import trend_table
+        return trend_table(snapshot.notes, snapshot.assignments, snapshot.topics, freq=freq, today=today)
 
     def audience_tables_ready(self, needs=("engagements", "audience")) -> bool:
         """True when the tables exist; loads the simulated ones first in the demo workspace only."""
@@ -331,8 +331,31 @@ class Workspace:
 
     def brief(self, snapshot, topic_id: int, segment=None, node: str | None = None, today=None,
               polish: bool = False):
-        """A :class:`~miner.insights.briefs.ContentBrief`; the optional LLM polish is off by default."""
+        """A :class:`~miner.insights.briefs.ContentBrief` (with scorecard and TGI when the audience
+        tables exist); the optional LLM polish is off by default."""
         from miner.insights.briefs import build_brief
         metrics = self.segment_metrics(snapshot, segment) if segment else None
-        return build_brief(snapshot, topic_id, segment=segment, node=node, metrics=metrics, today=today,
-                           polish=polish)
+        options = dict(segment=segment, node=node, metrics=metrics, today=today, polish=polish,
+                       k=self.config.k_anonymity)
+        if not self.audience_tables_ready():
+            return build_brief(snapshot, topic_id, **options)
+        with self.store(read_only=True).connect() as con:
+            return build_brief(snapshot, topic_id, con=con, **options)
+
+    def scorecard(self, snapshot, segment=None, today=None) -> pd.DataFrame:
+        """极光-style scorecard (one row per topic × metric); notes-only metrics without audience data."""
+        from miner.insights.scorecard import topic_scorecard
+        metrics = self.segment_metrics(snapshot, segment) if segment else None
+        if not self.audience_tables_ready(("engagements",)):
+            return topic_scorecard(snapshot, metrics=metrics, today=today, k=self.config.k_anonymity)
+        with self.store(read_only=True).connect() as con:
+            return topic_scorecard(snapshot, metrics=metrics, con=con, today=today, k=self.config.k_anonymity)
+
+    def tgi(self, snapshot, topic_ids=None) -> pd.DataFrame:
+        """人群纠偏: audience cells ranked by TGI per topic (k-anonymous); MissingTablesError without data."""
+        from miner.insights.tgi import topic_tgi
+        if not self.audience_tables_ready():
+            raise MissingTablesError(self.missing_tables(("engagements", "audience")))
+        with self.store(read_only=True).connect() as con:
+            return topic_tgi(con, snapshot.assignments, topic_ids=topic_ids, k=self.config.k_anonymity,
+                             attribution_days=self.config.attribution_days)

@@ -4,10 +4,11 @@ import streamlit as st
 from miner import schema
 from miner.ui import charts, loaders, tables, widgets as w
 
-SORTS = {"机会分": "score", "增长": "growth_pct", "渗透率": "penetration", "GMV": "gmv"}
+SORTS = {"机会分": "score", "增长": "growth_pct", "渗透率": "penetration", "归因 GMV": "attributed_gmv"}
 
 ctx = w.page_setup("总览 Overview")
 w.defaults({"overview.sort": "机会分"})
+w.keep_valid("overview.sort", list(SORTS), "机会分")
 f = w.filter_bar(ctx, "overview")
 
 trends = loaders.trend_table(ctx.source, f.start, f.end, f.category)
@@ -35,6 +36,9 @@ else:
     event = st.dataframe(table, hide_index=True, key="overview.table", on_select="rerun",
                          selection_mode="single-row", column_order=tables.OVERVIEW_COLUMNS,
                          column_config=tables.overview_column_config(ctx.k))
+    st.download_button("导出话题表 Excel", data=loaders.topic_table_xlsx(table, f.window_label),
+                       file_name="topics.xlsx", key="overview.excel", icon=":material/download:",
+                       mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
     rows = event.selection.rows if event is not None and hasattr(event, "selection") else []
     if rows:
         picked = int(table.iloc[rows[0]][schema.TOPIC_ID])

@@ -93,9 +93,9 @@ else:
                 mine["tgi_lo"], mine["tgi_hi"])], "显著偏好": mine["over_index"], "互动用户": mine["engaged_users"],
             "近期 TGI": [f"{v:.0f}" if pd.notna(v) else f"<{ctx.k} 人" for v in mine["tgi_last"]],
             "变化": mine["trend_arrow"],
-            "转化提升": mine["conversion_lift"].round(2)}).head(15), hide_index=True, key="detail.tgi")
+            "关联提升": mine["conversion_lift"].round(2)}).head(15), hide_index=True, key="detail.tgi")
         st.caption("近期 = 最近 30 天 vs 之前 30 天；↑/↓ 为两比例检验 p < 0.05，→ 为无显著变化；"
-                   "转化提升 = 该人群转化率 ÷ 话题其余互动人群转化率（相关，非因果）")
+                   "关联提升 = 该人群转化率 ÷ 话题其余互动人群转化率（相关，非因果）")
 
     st.markdown("#### 分人群渗透率")
     grid = loaders.penetration_by(ctx.source, ("gender", "age_band"), None, None)
@@ -111,12 +111,19 @@ if orders is None or topic_id not in set(orders[schema.TOPIC_ID]):
     st.info("尚无订单数据 No order data yet.")
 else:
     o = orders.set_index(schema.TOPIC_ID).loc[topic_id]
-    hide, hide_amounts = o.get("suppressed"), o.get("suppressed") or o.get("amounts_suppressed")
+    hide, hide_amounts = o.get("suppressed"), o.get("suppressed") or o.get("orders_suppressed")
+    lift_hidden = hide or o.get("lift_suppressed")
     cols = st.columns(6)
-    cols[0].metric("买家", tables.cell_text(o.get("buyers"), hide, ctx.k, "{:,.0f}"))
-    cols[1].metric("GMV", tables.cell_text(o.get("gmv"), hide_amounts, ctx.k, "¥{:,.0f}"))
+    cols[0].metric("买家", tables.cell_text(o.get("buyers"), hide_amounts, ctx.k, "{:,.0f}"))
+    cols[1].metric("归因 GMV", tables.cell_text(o.get("attributed_gmv"), hide_amounts, ctx.k, "¥{:,.0f}"))
     cols[2].metric("客单价 AOV", tables.cell_text(o.get("aov"), hide_amounts, ctx.k, "¥{:,.0f}"))
-    cols[3].metric("转化率", tables.cell_text(o.get("conversion_rate"), hide, ctx.k))
-    cols[4].metric("转化提升", tables.cell_text(o.get("conversion_lift"), hide, ctx.k, "{:.2f}x"))
+    cols[3].metric("转化率", tables.cell_text(o.get("conversion_rate"), hide_amounts, ctx.k))
+    cols[4].metric("关联提升", tables.SUPPRESSED_ZH.format(k=ctx.k) if lift_hidden else tables.lift_text(
+        o.get("assoc_lift"), o.get("assoc_lift_lo"), o.get("assoc_lift_hi"), o.get("lift_significant")),
+        help=tables.ASSOC_LIFT_HELP)
     cols[5].metric("客单价提升", tables.cell_text(o.get("aov_lift"), hide_amounts, ctx.k, "{:.2f}x"))
-    st.caption(f"归因：互动后 T+{ctx.source.attribution_days} 天内的订单；提升 = 对比同结构（性别×年龄×城市）未触达人群")
+    groups = (f"触达 {tables.cell_text(o.get('n_reached'), hide, ctx.k, '{:,.0f}')} 人 vs 匹配未触达 "
+              f"{tables.cell_text(o.get('n_matched_control'), hide, ctx.k, '{:,.0f}')} 人")
+    st.caption(f"品牌 {w.md_escape(o.get('brand', ''))} · 归因：互动后 T+{ctx.source.attribution_days} 天内的订单，"
+               f"按买家互动过的话题平均拆分（各话题之和不超过品牌 GMV）· 关联提升对比同性别×年龄×城市×既往活跃度的"
+               f"未触达人群（{groups}），是相关不是因果")

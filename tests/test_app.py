@@ -147,7 +147,7 @@ def test_overview_kpis_and_table(app_workspace):
     assert metrics["笔记数"] == "1,725"
     table = at.dataframe[0].value
     assert int(metrics["话题数"]) == len(table) > 0
-    assert {"label", "stage_zh", "score", "growth_pct", "penetration", "gmv"} <= set(table.columns)
+    assert {"label", "stage_zh", "score", "growth_pct", "penetration", "attributed_gmv", "assoc_lift_text"} <= set(table.columns)
     assert table["score"].is_monotonic_decreasing             # default sort: opportunity
     assert len(at.get("plotly_chart")) == 1                   # the topic map
 

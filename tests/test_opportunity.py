@@ -5,8 +5,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from miner.insights.opportunity import (COMPONENTS, OPPORTUNITY_COLUMNS, OpportunityWeights, combine, node_lift,
-                               opportunity_scores, percentile_rank, resolve_node_key)
+from miner.insights.node_timing import node_lift_table
+from miner.insights.opportunity import (COMPONENTS, OPPORTUNITY_COLUMNS, OpportunityWeights, combine,
+                                        commercial_flags, momentum_signals, node_lift, opportunity_scores,
+                                        percentile_rank, resolve_node_key)
 from miner.schema import TZ
 
 N_TOPICS = 6
@@ -62,7 +64,8 @@ def _world(commercial=None):
     notes = pd.DataFrame(rows)
     assignments = notes[["note_id", "topic_id"]].assign(score=1.0)
     trends = pd.DataFrame({"topic_id": range(N_TOPICS), "stage": "evergreen", "stage_zh": "常青",
-                           "growth_z": [0.5, -1.0, 2.0, 0.0, 1.0, -0.5], "burst_z": [1.0, 0.0, -1.0, 2.0, 0.5, 0.3]})
+                           "growth_z": [0.5, -1.0, 2.0, 0.0, 1.0, -0.5], "burst_z": [1.0, 0.0, -1.0, 2.0, 0.5, 0.3],
+                           "growth_q": 0.01, "decline_q": 0.01, "burst_q": 0.01})   # every call survives
     metrics = pd.DataFrame({"topic_id": range(N_TOPICS), "penetration": [0.1, 0.3, 0.2, 0.05, 0.4, 0.25],
                             "engagement_rate": [0.2, 0.1, 0.3, 0.15, 0.25, 0.05],
                             "conversion_lift": [1.2, 0.9, 1.5, 1.1, 2.0, 1.0],
@@ -172,15 +175,102 @@ def _daily(counts_in, counts_out):
 def test_node_lift_hand_computed():
     # 国庆 2023: 蓄水 09-10 … 返场 10-14 → 35 days inside, 26 outside (of 61)
     series = _daily(counts_in=4, counts_out=2)
-    lift = node_lift(series, "national_day")
-    inside = ((4 * 35 + 1) / (10 * 35)) / ((2 * 26 + 1) / (10 * 26))
-    assert lift[0] == pytest.approx(inside)
+    table = node_lift_table(series, "national_day", prior_strength=5.0).set_index("topic_id")
+    pi = 350 / 610                                       # share of all notes inside the windows
+    e_in, e_out = 192 * pi, 192 * (1 - pi)               # topic 0: 140 in + 52 out
+    assert table.loc[0, "expected_in"] == pytest.approx(e_in)
+    assert table.loc[0, "raw_lift"] == pytest.approx((140 / e_in) / (52 / e_out))
+    assert table.loc[0, "node_lift"] == pytest.approx(((140 + 5) / (e_in + 5)) / ((52 + 5) / (e_out + 5)))
+    lift = node_lift(series, "national_day")             # prior estimated from the topics
     assert lift[0] > 1 > lift[1]
     assert node_lift(series, "double12").isna().all()   # no 双12 window in Sep–Oct
     assert node_lift(series.iloc[0:0], "national_day").empty   # e.g. a filter that left no notes
     assert resolve_node_key("国庆") == resolve_node_key("十一黄金周") == "national_day"
     with pytest.raises(ValueError):
         resolve_node_key("不存在的节日")
+
+
+def test_node_lift_is_shrunk_for_one_note_in_one_out():
+    """The issue's case: 1 note inside 七夕's windows and 1 outside must not read as a big lift.
+    七夕 2025 (08-29): 蓄水 08-08 … 返场 09-01 = 25 of the 92 days Jul–Sep."""
+    days = pd.date_range("2025-07-01", "2025-09-30", freq="D", tz=TZ)
+    rows = []
+    for i, d in enumerate(days):
+        n0 = 1 if d.strftime("%m-%d") in ("08-20", "07-05") else 0
+        rows += [{"topic_id": 0, "period_start": d, "note_count": n0, "period_notes": 100},
+                 {"topic_id": 1, "period_start": d, "note_count": 100 - n0, "period_notes": 100}]
+    series = pd.DataFrame(rows)
+    t = node_lift_table(series, "qixi", prior_strength=2.0).set_index("topic_id")
+    e_in, e_out = 2 * 25 / 92, 2 * 67 / 92
+    assert (t.loc[0, "n_in"], t.loc[0, "n_out"]) == (1, 1)
+    assert t.loc[0, "raw_lift"] == pytest.approx(67 / 25)           # 2.68 unshrunk
+    assert t.loc[0, "node_lift"] == pytest.approx((3 / (e_in + 2)) / (3 / (e_out + 2)))   # ≈ 1.36
+    assert t.loc[0, "node_lift"] < 1.4
+    assert t.loc[1, "node_lift"] == pytest.approx(t.loc[1, "raw_lift"], rel=0.01)  # big topic: unchanged
+    # estimated prior: with no real effect anywhere the prior is strong and the lift ≈ 1
+    assert abs(node_lift(series, "qixi")[0] - 1) < 0.5
+
+
+def test_momentum_counts_only_calls_that_survive_bh():
+    trends = pd.DataFrame({"growth_z": [3.0, 2.5, -2.8, 2.0], "burst_z": [4.0, 1.0, 0.0, 2.2],
+                           "growth_q": [0.01, 0.20, 0.9, np.nan], "decline_q": [0.9, 0.9, 0.02, np.nan],
+                           "burst_q": [0.001, 0.5, 0.9, 0.08]})
+    g, b = momentum_signals(trends, fdr=0.10)
+    assert g.tolist() == [3.0, 0.0, -2.8, 0.0]     # 2.5 is not a call (q .20); NaN q: below volume
+    assert b.tolist() == [4.0, 0.0, 0.0, 2.2]
+    # a table without q columns: BH over its rows (one-sided p of z)
+    g2, _ = momentum_signals(trends[["growth_z", "burst_z"]], fdr=0.05)
+    # p = .00135 .0062 .9974 .0228 → q of z=2.0 (rank 3 of 4) = .0228·4/3 = .030 ≤ .05: a call;
+    # at fdr .025 it is not
+    assert g2.tolist() == [3.0, 2.5, -2.8, 2.0]                 # −2.8: a significant decline (q .010)
+    assert momentum_signals(trends[["growth_z", "burst_z"]], fdr=0.025)[0].tolist() == [3.0, 2.5, -2.8, 0.0]
+    # opportunity: the noisy topic 1 gets the same momentum as a topic with no movement at all
+    notes, asg, _, metrics = _world()
+    tr = pd.DataFrame({"topic_id": range(N_TOPICS), "stage": "evergreen", "stage_zh": "常青",
+                       "growth_z": [0.0, 2.5, 0.0, 0.0, 0.0, 0.0], "burst_z": 0.0,
+                       "growth_q": [np.nan, 0.2, np.nan, np.nan, np.nan, np.nan], "decline_q": np.nan,
+                       "burst_q": np.nan})
+    m = opportunity_scores(notes, asg, trends=tr, metrics=metrics).set_index("topic_id")["momentum"]
+    assert m.nunique() == 1
+
+
+def test_unknown_commercial_status_is_unknown_not_zero():
+    assert commercial_flags(pd.Series([True, False, None, np.nan, "是", "否", "unknown", 1, 0, ""])
+                            ).tolist()[:2] == [1.0, 0.0]
+    flags = commercial_flags(pd.Series([True, False, None, np.nan, "是", "否", "unknown", 1, 0, ""]))
+    assert np.isnan(flags[[2, 3, 6, 9]]).all() and flags[[4, 5, 7, 8]].tolist() == [1.0, 0.0, 1.0, 0.0]
+    notes, asg, trends, metrics = _world()
+    topic = asg.set_index("note_id")["topic_id"].reindex(notes["note_id"]).to_numpy()
+    known0 = notes.assign(is_commercial=np.where(topic == 0, False, notes["is_commercial"]))
+    unknown = notes.assign(is_commercial=np.where(topic == 0, None, notes["is_commercial"]))
+    a = opportunity_scores(known0, asg, trends=trends, metrics=metrics).set_index("topic_id")
+    b = opportunity_scores(unknown, asg, trends=trends, metrics=metrics).set_index("topic_id")
+    assert a.loc[0, "commercial_share"] == 0.0 and a.loc[0, "commercial_known"] == 10
+    assert np.isnan(b.loc[0, "commercial_share"]) and b.loc[0, "commercial_known"] == 0
+    assert "commercial_unknown" in b.loc[0, "flags"] and "commercial_unknown" not in a.loc[0, "flags"]
+    # unknown: saturation is the density part alone (not averaged with a known-0 share rank)
+    npu = 10 / metrics["engaged_users"]
+    assert b.loc[0, "saturation"] == pytest.approx(percentile_rank(npu)[0])
+    assert a.loc[0, "saturation"] == pytest.approx((percentile_rank(npu)[0] + 0.0) / 2)
+    # a topic with 2 known notes of 10 (below min_commercial_known = 3) has no share either
+    two = notes.astype({"is_commercial": object})
+    two.loc[topic == 5, "is_commercial"] = [True, True] + [None] * 8
+    c = opportunity_scores(two, asg, trends=trends, metrics=metrics).set_index("topic_id")
+    assert np.isnan(c.loc[5, "commercial_share"]) and c.loc[5, "commercial_known"] == 2
+
+
+def test_season_component_for_seasonal_topics():
+    notes, asg, trends, metrics = _world()
+    tr = trends.assign(is_seasonal=[True, True, False, False, False, False],
+                       days_to_season=[-5.0, 90.0, np.nan, np.nan, np.nan, np.nan])
+    out = opportunity_scores(notes, asg, trends=tr, metrics=metrics).set_index("topic_id")
+    assert out.loc[0, "season"] == 1.0 and out.loc[1, "season"] == pytest.approx(0.5 * 1)  # 1 − 90/180
+    assert (out.loc[2:, "season"] == 0.5).all()
+    w = OpportunityWeights()
+    parts = ["momentum", "headroom", "value", "openness", "season"]
+    manual = sum(getattr(w, c) * out[c] for c in parts) / sum(getattr(w, c) for c in parts)
+    assert np.allclose(out["score"], manual)
+    assert opportunity_scores(notes, asg, trends=trends, metrics=metrics)["season"].isna().all()
 
 
 def test_node_adds_timing_only_when_asked():

@@ -1,5 +1,6 @@
-"""Tests for miner.insights.trends: toy cases by hand, stage rules on constructed series, Poisson
-calibration of the z scores, and a validation on real Bilibili popular-feed data."""
+"""Tests for miner.insights.trends: toy cases by hand, stage rules on constructed series (seasonal
+and one-off included), BH error control across topics, growth base counts, Poisson calibration of
+the z scores, the one trend table, and a validation on real Bilibili popular-feed data."""
 from __future__ import annotations
 
 import os
@@ -16,9 +17,11 @@ from miner.insights.trends import (
     SERIES_COLUMNS,
     STAGE_NAMES_ZH,
     STAGES,
+    TREND_TABLE_COLUMNS,
     TrendThresholds,
     topic_time_series,
     trend_scores,
+    trend_table,
 )
 
 TZ = "Asia/Shanghai"
@@ -123,8 +126,11 @@ def test_time_series_matches_pandas_reference():
 
 def test_time_series_rejects_bad_input():
     notes, assignments = notes_from_counts({1: [1, 1]})
-    with pytest.raises(ValueError, match="missing columns.*likes"):
-        topic_time_series(notes.drop(columns="likes"), assignments)
+    with pytest.raises(ValueError, match="missing columns.*published_at"):
+        topic_time_series(notes.drop(columns="published_at"), assignments)
+    # engagement has one home (schema.engagement): a missing count column counts as 0
+    s = topic_time_series(notes.drop(columns="likes"), assignments)
+    assert s.loc[s.topic_id == 1, "engagement"].tolist() == [9.0, 9.0]
     with pytest.raises(ValueError, match="assigned more than once"):
         topic_time_series(notes, pd.concat([assignments, assignments.head(1)]))
     with pytest.raises(ValueError, match="freq"):
@@ -134,7 +140,8 @@ def test_time_series_rejects_bad_input():
 # ---- trend_scores: lifecycle on constructed series -------------------------------------------------------
 
 def test_lifecycle_table_is_complete():
-    assert [r[0] for r in LIFECYCLE_RULES] == ["emerging", "rising", "declining", "peak", "evergreen"]
+    assert [r[0] for r in LIFECYCLE_RULES] == ["seasonal", "emerging", "rising", "burst", "one_off",
+                                               "declining", "evergreen"]
     assert set(STAGES) == set(STAGE_NAMES_ZH) and STAGE_NAMES_ZH["evergreen"] == "常青"
     assert all(STAGE_NAMES_ZH[s] == zh for s, zh, _ in LIFECYCLE_RULES)
 
@@ -144,7 +151,7 @@ def test_one_series_per_stage():
     counts = {
         1: [0] * 49 + [8] * 7,                           # new topic appearing → emerging
         2: [10] * 42 + [11] * 7 + [20] * 7,              # doubling vs last week → rising
-        3: [10] * 35 + [30] * 21,                        # jumped, then plateaued high → peak
+        3: [10] * 35 + [30] * 21,                        # jumped, then plateaued high → burst
         4: [30] * 49 + [10] * 7,                         # lost two thirds this week → declining
         5: [10] * 28 + [40] * 7 + [18] * 14 + [15] * 7,  # spike two weeks ago, fading → declining (post-peak)
         6: flat,                                         # steady → evergreen
@@ -153,14 +160,19 @@ def test_one_series_per_stage():
     series = topic_time_series(notes, assignments)
     sc = trend_scores(series).set_index("topic_id")
     assert list(sc.reset_index().columns) == list(SCORE_COLUMNS)
-    assert sc.stage.to_dict() == {1: "emerging", 2: "rising", 3: "peak", 4: "declining",
+    assert sc.stage.to_dict() == {1: "emerging", 2: "rising", 3: "burst", 4: "declining",
                                   5: "declining", 6: "evergreen"}
-    assert sc.loc[2, "stage_zh"] == "上升" and sc.loc[3, "stage_zh"] == "高峰"
+    assert sc.loc[2, "stage_zh"] == "上升" and sc.loc[3, "stage_zh"] == "爆发"
     # by hand: window 7, prior 3 notes, expected = previous count × volume ratio of the windows
     totals = series.groupby("period_start").period_notes.first().to_numpy()
     n_recent, n_prev = totals[-7:].sum(), totals[-14:-7].sum()
     assert sc.loc[2, "growth_pct"] == pytest.approx(100 * ((140 + 3) / (77 * n_recent / n_prev + 3) - 1))
     assert sc.loc[2, "recent_notes"] == 140 and sc.loc[2, "previous_notes"] == 77
+    assert (sc.loc[2, "growth_base"], sc.loc[2, "growth_recent"]) == (77, 140)
+    raw = 100 * (140 / (77 * n_recent / n_prev) - 1)
+    assert sc.loc[2, "growth_raw_pct"] == pytest.approx(raw)
+    assert sc.loc[2, "growth_display"] == f"{raw:+.0f}% (77→140)"
+    assert sc.loc[1, "growth_display"] == "新出现 (0→56)"
     assert sc.loc[5, "growth_pct"] > -25          # post-peak decline, not a week-on-week crash
     assert abs(sc.loc[6, "growth_pct"]) < 5 and abs(sc.loc[6, "burst_z"]) < 0.5
     assert sc.loc[3, "peak_period"].strftime("%m-%d") == "04-07"        # first day at 30 (day 35)
@@ -171,7 +183,8 @@ def test_low_count_guard_two_notes_is_not_an_explosion():
     sc = scores_for({1: [0] * 49 + [0, 1, 0, 0, 1, 0, 0], 2: [10] * 56})
     row = sc.loc[1]
     assert row.recent_notes == 2 and row.previous_notes == 0
-    assert row.stage not in ("rising", "emerging", "peak")
+    assert row.stage not in ("rising", "emerging", "burst")
+    assert np.isnan(row.growth_q) and np.isnan(row.burst_q)         # below the minimum volume: no test
     assert row.low_volume
     assert row.growth_pct < 100            # shrunk: (2 + 3) / (0 + 3) − 1 ≈ 67%, not +inf
     # vs the previous week: not significant. vs four empty weeks the Anscombe z is ≈2.2 (an exact
@@ -272,8 +285,9 @@ def test_detector_recovers_tnames_that_grew_on_bilibili(bilibili):
     binomial test on the two counts gives p < 0.05; "fell" mirrors it (≤ 1/1.3). The detector
     sees only notes + assignments and is asked the same question (window = one half, daily;
     and at weekly resolution with 4-week windows, whose Monday-aligned buckets do not match the
-    halves). Measured when written (64 tnames, 3 grew, 4 fell): D/31 ρ = 0.998, recall 1.00,
-    AUC 1.00; W/4 ρ = 0.84, recall 1.00, AUC 1.00; against the other measure of growth (share of
+    halves). Measured when written (64 tnames, 3 grew, 4 fell): D/31 ρ = 0.998, recall 0.67 with BH
+    at 0.05 across topics (1.00 before BH), AUC 1.00; W/4 ρ = 0.84, recall 0.33 (1.00 before),
+    AUC 1.00; against the other measure of growth (share of
     popular-feed slots) ρ = 0.87 / 0.72. Nothing that fell was flagged rising/emerging.
 
     Not tested here, because it is a different question: 7- or 14-day windows at the end of the
@@ -311,7 +325,7 @@ def test_detector_recovers_tnames_that_grew_on_bilibili(bilibili):
         sc = trend_scores(series, window=window)
         sc.index = sc.topic_id.map(names)
         g = sc.growth_pct
-        up = sc.stage.isin(["rising", "emerging"])
+        up = sc.stage.isin(["rising", "emerging", "burst"])
         auc = np.mean([[gi > gj for gj in g[fell]] for gi in g[grew]])
         results[freq] = {
             "rho": spearmanr(g[keep], ratio[keep]).statistic,
@@ -329,8 +343,108 @@ def test_detector_recovers_tnames_that_grew_on_bilibili(bilibili):
               f"fell_flagged_up={r['fell_flagged_up']}")
 
     d, w = results["D"], results["W"]
-    assert d["rho"] >= 0.95 and d["recall"] == 1.0 and d["auc"] == 1.0
+    # the truth is per-tname p < 0.05 (uncorrected); after BH over 64 tnames × (growth, burst) the
+    # weakest grower (鬼畜剧场, q ≈ 0.06 when measured) is no longer called
+    assert d["rho"] >= 0.95 and d["recall"] >= 0.66 and d["auc"] == 1.0
     assert d["fell_flagged_up"] == 0 and w["fell_flagged_up"] == 0
     assert all(ratio[t] > 1.2 for t in d["flagged_up"])        # everything flagged up truly grew
-    assert w["rho"] >= 0.7 and w["auc"] == 1.0 and w["recall"] >= 0.66
+    # weekly: Monday-aligned 4-week buckets blur the halves; after BH across the 64 tnames only the
+    # clearest grower is still called (q: 美食记录 0.07, MV 0.18, 鬼畜剧场 0.32 when measured)
+    assert w["rho"] >= 0.7 and w["auc"] == 1.0 and w["recall"] >= 0.33
     assert d["rho_feed"] >= 0.7 and w["rho_feed"] >= 0.6
+
+
+# ---- error control across topics -------------------------------------------------------------------------
+
+def test_bh_qvalues_hand_computed():
+    from miner.insights.stats import bh_qvalues, normal_sf
+    # sorted p: .01 .03 .04 .20 → m·p/rank = .04 .06 .0533 .20 → running min from the top
+    q = bh_qvalues([0.01, 0.04, 0.03, 0.20, np.nan])
+    assert np.allclose(q[:4], [0.04, 0.04 * 4 / 3, 0.04 * 4 / 3, 0.20]) and np.isnan(q[4])
+    assert bh_qvalues([0.5]).tolist() == [0.5] and bh_qvalues([0.9, 0.95]).max() <= 1.0
+    assert normal_sf([1.959964])[0] == pytest.approx(0.025, abs=1e-6)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        bh_qvalues([1.5])
+
+
+def test_trend_calls_use_bh_q_values():
+    """The q-values are BH of the one-sided growth p-values over the topics above the volume
+    floor, and a call is made exactly when q ≤ fdr (not when p ≤ fdr)."""
+    counts = {1: [10] * 49 + [15] * 7, 2: [10] * 49 + [13] * 7, 3: [10] * 56}
+    sc = scores_for(counts)
+    # one family: the growth and burst p-values of all three topics (m = 6)
+    p = np.concatenate([sc.growth_p.to_numpy(), sc.burst_p.to_numpy()])
+    order = np.argsort(p)
+    want = np.empty(6)
+    want[order] = np.minimum(np.minimum.accumulate((p[order] * 6 / np.arange(1, 7))[::-1])[::-1], 1.0)
+    assert np.allclose(np.concatenate([sc.growth_q.to_numpy(), sc.burst_q.to_numpy()]), want)
+    q1, p1 = sc.loc[1, "growth_q"], sc.loc[1, "growth_p"]
+    assert q1 > p1                                                  # adjusted upward
+    lowest = min(q1, sc.loc[1, "burst_q"])
+    below, above = TrendThresholds(fdr=lowest * 0.99), TrendThresholds(fdr=q1 * 1.01)
+    assert scores_for(counts, thresholds=below).loc[1, "stage"] == "evergreen"
+    assert scores_for(counts, thresholds=above).loc[1, "stage"] == "rising"
+
+
+def test_steady_topics_with_weekly_seasonality_give_no_calls():
+    """The issue's case: 300 steady topics with a weekly rhythm, 5–9 % were called by chance
+    before BH. With BH at fdr 0.05 the expected number of false calls over 300 nulls is ~0."""
+    rng = np.random.default_rng(7)
+    K, T = 300, 84
+    week = 1 + 0.4 * np.sin(2 * np.pi * np.arange(T) / 7)
+    N = rng.poisson(3000 * week)
+    lam = rng.gamma(2.0, 3.0, K)[:, None] * week[None, :]
+    C = rng.poisson(lam)
+    sc = trend_scores(series_from_matrix(C, N))
+    assert sc.stage.isin(["emerging", "rising", "burst"]).mean() <= 0.01
+    assert sc.stage.ne("evergreen").mean() <= 0.02
+
+
+def test_seasonal_and_one_off_stages():
+    """Two years of days: topic 1 peaks every June (seasonal, 每年6月上旬), topic 2 had one spike in
+    2024-03 (one-off), topic 3 is steady."""
+    days = pd.date_range("2024-01-01", "2025-12-31", freq="D", tz=TZ)
+    T = len(days)
+    rng = np.random.default_rng(3)
+    june = np.array([(d.month == 6 and d.day <= 10) for d in days])
+    spike = np.array([(d.year == 2024 and d.month == 3 and d.day <= 14) for d in days])
+    C = np.vstack([rng.poisson(np.where(june, 8.0, 0.3)), rng.poisson(np.where(spike, 10.0, 0.2)),
+                   rng.poisson(np.full(T, 3.0))])
+    N = np.full(T, 1000)
+    series = pd.DataFrame({"topic_id": np.repeat([1, 2, 3], T), "period_start": np.tile(days, 3),
+                           "note_count": C.ravel(), "engagement": 0.0, "period_notes": np.tile(N, 3)})
+    sc = trend_scores(series, today="2026-01-05").set_index("topic_id")
+    assert sc.stage.to_dict() == {1: "seasonal", 2: "one_off", 3: "evergreen"}
+    assert sc.loc[1, "season_window_zh"] == "每年6月上旬" and sc.loc[1, "season_peak_month"] == 6
+    assert sc.loc[1, "season_next_start"] == pd.Timestamp("2026-06-01").date()
+    assert sc.loc[1, "days_to_season"] == 147 and sc.loc[1, "season_q"] <= 0.05
+    assert not sc.loc[1, "in_season"]
+    now = trend_scores(series, today="2026-06-04").set_index("topic_id").loc[1]       # in its window
+    assert now.in_season and now.days_to_season == -3
+    assert now.season_next_start == pd.Timestamp("2027-06-01").date()
+    assert not sc.loc[2, "is_seasonal"] and sc.loc[2, "peak_window_share"] >= 0.5
+    assert STAGE_NAMES_ZH["one_off"] == "一次性热点" and STAGE_NAMES_ZH["seasonal"] == "季节性"
+
+
+def test_trend_table_one_row_per_topic_with_node():
+    counts = {1: [10] * 49 + [25] * 7, 2: [10] * 56}
+    notes, assignments = notes_from_counts(counts)
+    topics = pd.DataFrame({"topic_id": [1, 2], "label": ["露营", "咖啡"], "size": [420, 560],
+                           "keywords": [["露营", "帐篷", "装备"], ["咖啡"]]})
+    table = trend_table(notes, assignments, topics, today="2025-04-28")
+    assert list(table.columns) == list(TREND_TABLE_COLUMNS)
+    row = table.set_index("topic_id").loc[1]
+    assert row.label == "露营" and row.keywords == "露营 帐篷 装备" and row.notes == 10 * 49 + 25 * 7
+    assert row.engagement == row.notes * 10.0                 # 1 + 2 + 3 + 4 per note
+    assert row.stage == "rising" and row.growth_display.endswith("(70→175)")
+    assert row.next_node == "labour_day" and row.node_date == pd.Timestamp("2025-05-01").date()
+    assert row.next_node_zh == "五一" and row.next_node_ip_zh is None
+    # the growth week (04-21…27) lies in 五一's 蓄水 (from 04-10): its shrunk lift passes 1.2
+    assert row.node_reason == "history" and row.node_lift > 1.2
+    assert table.set_index("topic_id").loc[2, "node_reason"] == "next"
+    part = trend_table(notes, assignments, topics, start="2025-03-03", end="2025-03-09", today="2025-04-28")
+    assert part.set_index("topic_id").loc[1, "notes"] == 70
+    empty = trend_table(notes.iloc[0:0], assignments, topics, today="2025-04-28")
+    assert empty.empty and list(empty.columns) == list(TREND_TABLE_COLUMNS)
+    with pytest.raises(ValueError, match="no published_at"):
+        trend_table(notes.assign(published_at=pd.NaT), assignments, topics)

@@ -217,3 +217,39 @@ def test_cli_says_workspace_busy_with_its_own_exit_code(config, reviews_file, tm
     finally:
         holder.kill()
         holder.wait()
+
+
+# ---- demo workspace: simulated audiences, scorecard, TGI, briefs through the service -----------------
+@pytest.fixture(scope="module")
+def demo_workspace(tmp_path_factory) -> Workspace:
+    root = tmp_path_factory.mktemp("demo-ws")
+    demo = Workspace(MinerConfig())
+    slice_path = root / "demo_slice.parquet"
+    pd.read_parquet(demo.demo_notes_path).groupby("category", sort=False).head(60).to_parquet(slice_path)
+    config = MinerConfig(models_dir=root / "models", workspace_dir=root / "ws", embedding_model="hashing",
+                         min_topic_size=10, k_anonymity=5)
+    workspace = Workspace(config)
+    workspace.build(input_path=slice_path, embedder=HashingEmbedder())
+    assert workspace.is_demo()
+    return workspace
+
+
+def test_demo_workspace_gets_simulated_tables_and_planner_views(demo_workspace, capsys):
+    snap = demo_workspace.snapshot()
+    assert demo_workspace.audience_tables_ready()          # loaded because every note is a demo note
+    assert demo_workspace.missing_tables() == []
+    card = demo_workspace.scorecard(snap)
+    assert set(card["quadrant"]) == {"awareness", "accumulation", "penetration", "word_of_mouth"}
+    topic = int(snap.topics.sort_values("size").iloc[-1]["topic_id"])
+    tgi = demo_workspace.tgi(snap, topic_ids=[topic])
+    assert len(tgi) and (tgi["engaged_users"] >= 5).all()
+    brief = demo_workspace.brief(snap, topic, today=dt.date(2026, 12, 2))
+    assert brief.topic_id == topic
+
+    config_file = Path(demo_workspace.config.models_dir).parent / "config.json"
+    config_file.write_text(pd.Series(demo_workspace.config.to_json_dict()).to_json(force_ascii=False),
+                           encoding="utf-8")
+    assert main(["--config", str(config_file), "scorecard", "--top", "5"]) == 0
+    assert "口碑激发" in capsys.readouterr().out
+    assert main(["--config", str(config_file), "tgi", str(topic)]) == 0
+    assert "TGI" in capsys.readouterr().out

@@ -89,12 +89,12 @@ def _window_arg(text: str | None):
 
 
 def cmd_metrics(args, config: MinerConfig) -> int:
-    from miner.insights.audience import Segment
+    from miner.insights.audience import AudienceFilter
 
     workspace = Workspace(config)
     k = args.k if args.k is not None else config.k_anonymity
     days = args.attribution_days if args.attribution_days is not None else config.attribution_days
-    segment = Segment.from_spec(args.segment)
+    segment = AudienceFilter.from_spec(args.segment)
     snap = workspace.snapshot(args.run)
     if workspace.missing_tables() and workspace.is_demo():
         print("演示工作区: 导入模拟人群数据 demo workspace: loading the SIMULATED audience tables")
@@ -103,49 +103,122 @@ def cmd_metrics(args, config: MinerConfig) -> int:
                                     attribution_days=days, k=k)
     if args.csv:
         table.to_csv(args.csv, index=False, encoding="utf-8-sig")
+    brands = sorted(table["brand"].dropna().unique()) if "brand" in table else []
     print(f"人群 segment: {segment.label} · 人群规模 {_count(table['segment_size'].iloc[0])} · "
-          f"归因窗口 T+{days} · k={k} · 品牌 {args.brand or '全部 (用户×品牌 计数)'}")
-    print(render_metrics(table, args.top))
-    print(f"— = 少于 k={k} 人，已隐藏 suppressed (k-anonymity)")
+          f"归因窗口 T+{days} · k={k} · 品牌 {args.brand or '、'.join(brands) or '—'} (按品牌分别计算, 不合并)")
+    print(render_metrics(table, args.top, k=k))
+    print(f"<{k} = 少于 k={k} 人，已隐藏 suppressed (k-anonymity) · 关联提升 = 对比匹配的未触达人群 (相关, 非因果), 区间含 1 为不显著")
     return 0
 
 
 # ---- rendering -------------------------------------------------------------------------------------
-def render_metrics(table, top: int = 20) -> str:
-    """Three readable Chinese tables (penetration, AIPS flow, orders) for the ``top`` topics by reach."""
-    t = table.sort_values("reach", ascending=False, na_position="last").head(top)
-    name = [f"[{int(r.topic_id)}] {str(getattr(r, 'label', '') or '')[:14]}" for r in t.itertuples()]
-    parts = []
-    head = ["话题 topic", "触达 reach", "渗透率 penetration"]
-    cols = [t["reach"].map(_count), t["penetration"].map(_pct)]
-    if "penetration_change" in t:
-        head += ["上期渗透 prev", "变化 change"]
-        cols += [t["penetration_prev"].map(_pct),
-                 t["penetration_change"].map(lambda v: "—" if _blank(v) else f"{v * 100:+.1f}pp")]
-    head.append("互动率 eng.rate")
-    cols.append(t["engagement_rate"].map(_pct))
-    if "cpe" in t:
-        head.append("CPE")
-        cols.append(t["cpe"].map(lambda v: "—" if _blank(v) else f"¥{v:.2f}"))
-    parts.append("渗透与互动 Penetration & engagement\n" + _table(head, _rows(name, cols)))
+def _cells(values, hidden, k, fmt) -> list[str]:
+    """Format a column: a hidden (k-anonymity) cell reads "<k", a missing one "—", never "None"."""
+    hidden = [False] * len(values) if hidden is None else [bool(h) if h is not None and h == h else False
+                                                            for h in hidden]
+    mark = f"<{k}" if k is not None else "—"
+    return [(mark if h else "—") if _blank(v) else fmt(v) for v, h in zip(values, hidden)]
 
+
+def _flag(t, col):
+    return list(t[col]) if col in t else None
+
+
+def _lift_ci(lift, lo, hi, significant) -> list:
+    """``1.52x [1.20–1.91]``; ``不显著`` when the interval contains 1 (an association, not an effect)."""
+    out = []
+    for v, a, b, sig in zip(lift, lo, hi, significant):
+        if _blank(v):
+            out.append(None)
+            continue
+        text = f"{v:.2f}x" + ("" if _blank(a) or _blank(b) else f" [{a:.2f}–{b:.2f}]")
+        out.append(text + ("" if _true(sig) else " 不显著"))
+    return out
+
+
+def _true(v) -> bool:
+    """True for a set boolean cell; False for False, NA, None and NaN."""
+    try:
+        return not _blank(v) and bool(v)
+    except TypeError:          # pandas.NA refuses bool()
+        return False
+
+
+def _brand_block(t, name, k, unattributed) -> list[str]:
+    parts, t_all, name_all = [], t, name
     if "flow_rate_A_I" in t:
+        topics = (t["topic_id"] != unattributed).to_numpy()
+        t, name = t[topics].reset_index(drop=True), [n for n, keep in zip(name, topics) if keep]
         head, cols = ["话题 topic"], []
+        hidden = _flag(t, "flow_suppressed")
         for a, b in (("A", "I"), ("I", "TI"), ("TI", "P"), ("P", "S")):
-            head += [f"{a}→{b} 人数", f"{a}→{b} 流转率 (提升)"]
-            cols.append(t[f"flow_{a}_{b}"].map(_count))
-            cols.append([f"{_pct(r)} ({_lift(l)})" for r, l in zip(t[f"flow_rate_{a}_{b}"], t[f"flow_lift_{a}_{b}"])])
-        parts.append("AIPS 人群流转 flow (提升 = vs 未触达人群)\n" + _table(head, _rows(name, cols)))
-
-    if "gmv" in t:
-        head = ["话题 topic", "买家 buyers", "订单 orders", "GMV", "客单价 AOV", "转化率 conv.", "转化提升 lift",
-                "客单价提升 AOV lift"]
-        cols = [t["buyers"].map(_count), t["orders"].map(_count), t["gmv"].map(_money), t["aov"].map(_money),
-                t["conversion_rate"].map(_pct), t["conversion_lift"].map(_lift), t["aov_lift"].map(_lift)]
+            head += [f"{a}→{b} 人数", f"{a}→{b} 流转率", f"{a}→{b} 关联提升"]
+            cols.append(_cells(t[f"flow_{a}_{b}"], hidden, k, lambda v: f"{int(v):,}"))
+            cols.append(_cells(t[f"flow_rate_{a}_{b}"], hidden, k, lambda v: f"{v:.1%}"))
+            lifts = _lift_ci(t[f"flow_lift_{a}_{b}"], t[f"flow_lift_lo_{a}_{b}"], t[f"flow_lift_hi_{a}_{b}"],
+                             t[f"flow_significant_{a}_{b}"])
+            cols.append(_cells(lifts, hidden, k, str))
+        parts.append("AIPS 人群流转 flow (关联提升 = vs 同人群·同活跃度未触达用户, 95% 区间)\n"
+                     + _table(head, _rows(name, cols)))
+    if "attributed_gmv" in t:
+        t, name = t_all, name_all
+        topic = (t["topic_id"] != unattributed).tolist()       # the 未归因 row has no reach, lift or ROI
+        rh = [bool(h) for h in t["orders_suppressed"]]
+        th = [h and real for h, real in zip(rh, topic)]
+        lh = [bool(h) and real for h, real in zip(t["lift_suppressed"], topic)]
+        head = ["话题 topic", "互动用户 reached", "买家 buyers", "归因订单 orders", "归因GMV", "占品牌GMV",
+                "客单价 AOV", "转化率 conv.", "关联提升 assoc. lift", "对照 controls"]
+        cols = [_cells(t["n_reached"], th, k, lambda v: f"{int(v):,}"),
+                _cells(t["buyers"], rh, k, lambda v: f"{int(v):,}"),
+                _cells(t["attributed_orders"], rh, k, lambda v: f"{v:,.1f}"),
+                _cells(t["attributed_gmv"], rh, k, _money), _cells(t["gmv_share"], rh, k, _pct),
+                _cells(t["aov"], rh, k, _money), _cells(t["conversion_rate"], rh, k, _pct),
+                _cells(_lift_ci(t["assoc_lift"], t["assoc_lift_lo"], t["assoc_lift_hi"], t["lift_significant"]),
+                       lh, k, str),
+                _cells(t["n_matched_control"], lh, k, lambda v: f"{int(v):,}")]
         if "roi" in t:
             head.append("ROI")
-            cols.append(t["roi"].map(_lift))
-        parts.append("订单价值 Order value (归因 attributed)\n" + _table(head, _rows(name, cols)))
+            cols.append(_cells(t["roi"], th, k, _lift))
+        total = t["brand_gmv"].dropna()
+        note = f" · 品牌GMV {_money(total.iloc[0])}" if len(total) else ""
+        parts.append(f"订单价值 Order value (多触点归因, 每单只计一次{note})\n" + _table(head, _rows(name, cols)))
+    return parts
+
+
+def render_metrics(table, top: int = 20, k: int | None = None) -> str:
+    """Readable Chinese tables for the ``top`` topics by reach: penetration once, then AIPS flow and
+    attributed orders per brand (with the brand's 未归因 row). Hidden cells read "<k" when ``k`` is
+    given ("—" otherwise); "—" also marks a missing value; lifts carry their 95 % interval."""
+    from miner.insights.audience import UNATTRIBUTED
+    real = table[table["topic_id"] != UNATTRIBUTED]
+    first = real.drop_duplicates("topic_id").sort_values("reach", ascending=False, na_position="last").head(top)
+    keep = first["topic_id"].tolist()
+
+    def names(t):
+        return ["未归因 unattributed" if int(r.topic_id) == UNATTRIBUTED else
+                f"[{int(r.topic_id)}] {str(getattr(r, 'label', '') or '')[:14]}" for r in t.itertuples()]
+
+    t, hidden = first, _flag(first, "suppressed")
+    head = ["话题 topic", "触达 reach", "渗透率 penetration"]
+    cols = [_cells(t["reach"], hidden, k, lambda v: f"{int(v):,}"), _cells(t["penetration"], hidden, k, _pct)]
+    if "penetration_change" in t:
+        head += ["上期渗透 prev", "变化 change"]
+        cols += [_cells(t["penetration_prev"], None, k, _pct),
+                 _cells(t["penetration_change"], None, k, lambda v: f"{v * 100:+.1f}pp")]
+    head.append("互动率 eng.rate")
+    cols.append(_cells(t["engagement_rate"], hidden, k, _pct))
+    if "cpe" in t:
+        head.append("CPE")
+        cols.append(_cells(t["cpe"], None, k, lambda v: f"¥{v:.2f}"))
+    parts = ["渗透与互动 Penetration & engagement\n" + _table(head, _rows(names(t), cols))]
+    brands = [b for b in dict.fromkeys(table["brand"]) if isinstance(b, str)] if "brand" in table else []
+    for brand in brands:
+        rows = table[table["brand"] == brand]
+        order = {tid: i for i, tid in enumerate(keep + [UNATTRIBUTED])}
+        rows = rows[rows["topic_id"].isin(order)].sort_values("topic_id", key=lambda s: s.map(order))
+        block = _brand_block(rows.reset_index(drop=True), names(rows), k, UNATTRIBUTED)
+        if block:
+            parts.append(f"== 品牌 brand: {brand} ==\n" + "\n\n".join(block))
     return "\n\n".join(parts)
 
 

@@ -117,8 +117,8 @@ def _require_audience(workspace: Workspace, segment) -> None:
     """Validate the segment spec; say so when the workspace has no audience tables for it."""
     if not segment:
         return
-    from miner.insights.audience import Segment
-    Segment.from_spec(segment)
+    from miner.insights.audience import AudienceFilter
+    AudienceFilter.from_spec(segment)
     if not workspace.audience_tables_ready():
         print("注: 工作区没有 engagements/audience 表, 人群指标不可用 (python -m miner ingest --table ...)")
 
@@ -126,8 +126,8 @@ def _require_audience(workspace: Workspace, segment) -> None:
 def _segment_label(segment) -> str:
     if not segment:
         return "全部用户"
-    from miner.insights.audience import Segment
-    return Segment.from_spec(segment).label
+    from miner.insights.audience import AudienceFilter
+    return AudienceFilter.from_spec(segment).label
 
 
 def _growth(value) -> str:

@@ -1,34 +1,41 @@
-"""Chinese marketing calendar (营销节点): node dates, their phases, and year-over-year topic volume.
+"""Chinese marketing calendar (营销节点) for any year: node dates, phases, holidays, the next node.
 
-Each node (春节, 情人节, 女神节, 520, 618, 七夕, 中秋, 国庆, 双11, 双12, 双旦) has one date per
-year and three phases around it, each an inclusive date range:
+Nodes (:data:`miner.insights.calendar_nodes.BUILTIN_NODES`): 元旦, 年货节, 春节, 元宵, 情人节, 女神节,
+五一, 母亲节, 520, 儿童节, 618, 父亲节, 端午, 七夕, 818, 开学季, 99, 中秋, 国庆, 双11, 双12, 双旦 —
+with the platform's festival IPs (``ip_zh``: 小红书过大年, 214满分情人节, 薯你会买, …). Each node has
+one date per year, from a solar date, a lunar date (computed with ``lunar_python`` for any year in
+1900–2100; outside it a :class:`CalendarError` that says to add ``dates``) or an nth weekday
+(母亲节 = 2nd Sunday of May), and three phases around it, each an inclusive date range:
 
 =========  ====  ===========================================================
 phase      中文   meaning
 =========  ====  ===========================================================
-seeding    蓄水   content planting before the node (种草, 预热; e.g. 双11 from ~10-20)
-burst      爆发   the node itself and its sales/holiday peak
+seeding    蓄水   content planting before the node (种草, 预热)
+burst      爆发   the node itself and its sales/holiday peak (双11 from the ~10-20 presale)
 after      返场   the tail: 返场 sales, reviews, 晒单
 =========  ====  ===========================================================
 
 The calendar is read from ``data/calendar/marketing_nodes.json`` (user-editable); the built-in
-nodes below are the defaults for anything the file does not say. File format::
+nodes are the defaults for anything the file does not say. File format::
 
     {"nodes": [
-      {"key": "double11", "name_zh": "双11", "aliases": ["双十一"],
-       "month_day": "11-11",                        # a fixed solar date, or instead:
-       "dates": {"2025": "2025-11-11"},             # per-year dates (lunar / irregular nodes)
-       "phases": {"seeding": [-22, -11], "burst": [-10, 0], "after": [1, 7]},   # day offsets
+      {"key": "double11", "name_zh": "双11", "aliases": ["双十一"], "ip_zh": "薯你会买",
+       "month_day": "11-11",                        # a solar date, or instead one of
+       "lunar_month_day": "08-15",                  #   a lunar date (中秋)
+       "nth_weekday": "05-SUN-2",                   #   the 2nd Sunday of May (母亲节)
+       "offset_days": -20,                          # optional shift of the rule's date (年货节)
+       "dates": {"2025": "2025-11-11"},             # exact per-year dates (win over the rule)
+       "phases": {"seeding": [-42, -23], "burst": [-22, 0], "after": [1, 7]},   # day offsets
        "overrides": {"2024": {"seeding": ["2024-10-14", "2024-10-31"]}},          # exact dates
        "enabled": true}
     ]}
 
 An entry whose ``key`` is a built-in replaces only the fields it gives (``dates``, ``phases`` and
-``overrides`` merge per year / per phase); ``"enabled": false`` drops a node; a new key needs
-``name_zh``, ``month_day`` or ``dates``, and all three phases. Offsets are days relative to the
-node date, both ends inclusive; phases must be ordered seeding < burst < after without overlap.
-Lunar dates (春节, 七夕, 中秋) are tabulated for 2023–2027 (checked against two independent lunar
-calendar libraries); add later years under ``dates``.
+``overrides`` merge per year / per phase; a date rule replaces the built-in rule); ``"enabled":
+false`` drops a node; a new key needs ``name_zh``, a date rule or ``dates``, and all three phases.
+Offsets are days relative to the node date, both ends inclusive; phases must be ordered
+seeding < burst < after without overlap. Statutory holidays and 调休 workdays come from
+``chinese_calendar`` (:func:`holidays`, :func:`holiday_span`) for the years it knows.
 """
 from __future__ import annotations
 
@@ -44,6 +51,8 @@ import numpy as np
 import pandas as pd
 
 from miner.config import REPO_ROOT
+from miner.insights.calendar_nodes import BUILTIN_NODES, rule_date
+from miner.insights.holidays import HOLIDAY_COLUMNS, holiday_span, holidays
 from miner.schema import TOPIC_ID, TZ
 
 __all__ = [
@@ -55,8 +64,12 @@ __all__ = [
     "PHASES",
     "PHASE_NAMES_ZH",
     "YOY_COLUMNS",
+    "HOLIDAY_COLUMNS",
+    "holiday_span",
+    "holidays",
     "load_calendar",
     "next_node",
+    "resolve_node_key",
     "node_yoy",
     "nodes_between",
     "phase_of",
@@ -64,44 +77,12 @@ __all__ = [
 ]
 
 DEFAULT_CALENDAR_PATH = REPO_ROOT / "data" / "calendar" / "marketing_nodes.json"
-DEFAULT_YEARS = tuple(range(2023, 2028))
+DEFAULT_YEARS = tuple(range(dt.date.today().year - 3, dt.date.today().year + 3))   # any year works
 PHASES = ("seeding", "burst", "after")
 PHASE_NAMES_ZH = {"seeding": "蓄水", "burst": "爆发", "after": "返场"}
 
-# Built-in nodes, in the file format. Lunar dates: 春节 = 正月初一, 七夕 = 七月初七, 中秋 = 八月十五.
-BUILTIN_NODES: tuple[dict, ...] = (
-    {"key": "spring_festival", "name_zh": "春节", "aliases": ["过大年", "年货节"],
-     "dates": {"2023": "2023-01-22", "2024": "2024-02-10", "2025": "2025-01-29",
-               "2026": "2026-02-17", "2027": "2027-02-06"},
-     "phases": {"seeding": [-30, -8], "burst": [-7, 7], "after": [8, 14]}},      # after ends at 元宵
-    {"key": "valentines", "name_zh": "情人节", "aliases": ["214", "2.14"], "month_day": "02-14",
-     "phases": {"seeding": [-21, -4], "burst": [-3, 0], "after": [1, 3]}},
-    {"key": "womens_day", "name_zh": "女神节", "aliases": ["妇女节", "38节", "3.8"], "month_day": "03-08",
-     "phases": {"seeding": [-21, -6], "burst": [-5, 0], "after": [1, 3]}},
-    {"key": "day520", "name_zh": "520", "aliases": ["网络情人节", "5.20"], "month_day": "05-20",
-     "phases": {"seeding": [-21, -6], "burst": [-5, 1], "after": [2, 5]}},
-    {"key": "mid_year_618", "name_zh": "618", "aliases": ["年中大促", "6.18"], "month_day": "06-18",
-     "phases": {"seeding": [-28, -8], "burst": [-7, 0], "after": [1, 7]}},
-    {"key": "qixi", "name_zh": "七夕", "aliases": ["中国情人节"],
-     "dates": {"2023": "2023-08-22", "2024": "2024-08-10", "2025": "2025-08-29",
-               "2026": "2026-08-19", "2027": "2027-08-08"},
-     "phases": {"seeding": [-21, -6], "burst": [-5, 0], "after": [1, 3]}},
-    {"key": "mid_autumn", "name_zh": "中秋", "aliases": ["中秋节", "月饼季"],
-     "dates": {"2023": "2023-09-29", "2024": "2024-09-17", "2025": "2025-10-06",
-               "2026": "2026-09-25", "2027": "2027-09-15"},
-     "phases": {"seeding": [-28, -8], "burst": [-7, 0], "after": [1, 3]}},
-    {"key": "national_day", "name_zh": "国庆", "aliases": ["十一黄金周", "国庆节"], "month_day": "10-01",
-     "phases": {"seeding": [-21, -4], "burst": [-3, 6], "after": [7, 13]}},
-    {"key": "double11", "name_zh": "双11", "aliases": ["双十一", "11.11"], "month_day": "11-11",
-     "phases": {"seeding": [-22, -11], "burst": [-10, 0], "after": [1, 7]}},              # 10-20 →
-    {"key": "double12", "name_zh": "双12", "aliases": ["双十二", "12.12"], "month_day": "12-12",
-     "phases": {"seeding": [-14, -4], "burst": [-3, 0], "after": [1, 3]}},
-    {"key": "christmas_new_year", "name_zh": "双旦", "aliases": ["圣诞", "元旦", "跨年"],
-     "month_day": "12-25",
-     "phases": {"seeding": [-21, -6], "burst": [-5, 7], "after": [8, 10]}},          # burst to 1-1
-)
-
-_ENTRY_FIELDS = {"key", "name_zh", "aliases", "month_day", "dates", "phases", "overrides", "enabled",
+_RULES = ("month_day", "lunar_month_day", "nth_weekday")
+_ENTRY_FIELDS = {"key", "name_zh", "aliases", "ip_zh", *_RULES, "offset_days", "dates", "phases", "overrides", "enabled",
                  "_comment"}
 _KEY_RE = re.compile(r"^[a-z0-9_]+$")
 
@@ -119,6 +100,7 @@ class MarketingNode:
     date: dt.date
     phases: dict[str, tuple[dt.date, dt.date]]
     aliases: tuple[str, ...] = field(default=())
+    ip_zh: str | None = None            # the platform's festival IP (campaign name), if any
 
     @property
     def year(self) -> int:
@@ -152,14 +134,16 @@ def load_calendar(path=None, years=None, warn_missing: bool = True) -> list[Mark
         A JSON calendar file (format in the module docstring). Default: ``DEFAULT_CALENDAR_PATH``
         when it exists, else the built-ins alone. A given path must exist.
     years : iterable of int, optional
-        Default :data:`DEFAULT_YEARS` (2023–2027). A node without a date for a requested year
-        (a lunar node beyond its table) is left out, with a warning unless ``warn_missing`` is
-        False (e.g. when neighbour years are loaded only in case a phase spills over).
+        Default :data:`DEFAULT_YEARS` (this year −3 … +2); any year works. A node whose rule
+        gives no date in a year (02-29 in a common year, a 腊月 date that falls in December) is
+        left out; a node that only has ``dates`` and none for the year is left out with a warning
+        unless ``warn_missing`` is False.
 
     Raises
     ------
     CalendarError
-        Malformed file or entry; the message names the file and the entry.
+        Malformed file or entry, or a lunar node in a year outside 1900–2100 without ``dates``;
+        the message names the file and the entry.
     """
     years = tuple(DEFAULT_YEARS if years is None else sorted({int(y) for y in years}))
     if path is None:
@@ -178,7 +162,7 @@ def load_calendar(path=None, years=None, warn_missing: bool = True) -> list[Mark
         where = f"{source}: node {key!r}"
         for year in years:
             node = _build(spec, year, where)
-            if node is None and warn_missing:
+            if node is None and warn_missing and not any(r in spec for r in _RULES):
                 warnings.warn(f"{where} has no date for {year}; add it under \"dates\"", stacklevel=2)
             elif node is not None:
                 nodes.append(node)
@@ -217,12 +201,15 @@ def _merge(specs: dict, entries: list, source: str) -> dict:
         base = specs.get(key)
         if base is None:
             missing = [f for f in ("name_zh", "phases") if f not in entry]
-            if "month_day" not in entry and "dates" not in entry:
-                missing.append("month_day or dates")
+            if not any(r in entry for r in _RULES) and "dates" not in entry:
+                missing.append("month_day, lunar_month_day, nth_weekday or dates")
             if missing:
                 raise CalendarError(f"{label}: a new node needs {missing}")
             base = {"key": key}
         merged = copy.deepcopy(base)
+        if any(r in entry for r in _RULES):       # a new date rule replaces the built-in one
+            for r in _RULES:
+                merged.pop(r, None)
         for name, value in entry.items():
             if name in ("dates", "phases", "overrides") and isinstance(value, dict) \
                     and isinstance(merged.get(name), dict):
@@ -277,8 +264,25 @@ def _check_spec(spec: dict, label: str) -> None:
                 raise CalendarError(f"{label}: overrides[{year!r}].{name} must be two dates")
             for v in rng:
                 _parse_date(v, label, f"overrides[{year!r}].{name}")
-    if "month_day" not in spec and not dates:
-        raise CalendarError(f"{label}: needs 'month_day' or 'dates'")
+    rules = [r for r in _RULES if r in spec]
+    if len(rules) > 1:
+        raise CalendarError(f"{label}: give one date rule, not {rules}")
+    if "lunar_month_day" in spec:
+        lmd = spec["lunar_month_day"]
+        if not isinstance(lmd, str) or not re.fullmatch(r"(0[1-9]|1[0-2])-(0[1-9]|[12]\d|30)", lmd):
+            raise CalendarError(f"{label}: 'lunar_month_day' must look like \"08-15\", got {lmd!r}")
+    if "nth_weekday" in spec:
+        try:
+            rule_date({"nth_weekday": spec["nth_weekday"]}, 2024)
+        except ValueError as exc:
+            raise CalendarError(f"{label}: {exc}") from None
+    if not rules and not dates:
+        raise CalendarError(f"{label}: needs 'month_day', 'lunar_month_day', 'nth_weekday' or 'dates'")
+    off = spec.get("offset_days", 0)
+    if not isinstance(off, int) or isinstance(off, bool) or abs(off) > 60:
+        raise CalendarError(f"{label}: 'offset_days' must be a whole number of days within ±60, got {off!r}")
+    if "ip_zh" in spec and not isinstance(spec["ip_zh"], str):
+        raise CalendarError(f"{label}: 'ip_zh' must be a string")
 
 
 def _check_order(ranges, label, what) -> None:
@@ -295,13 +299,13 @@ def _build(spec: dict, year: int, label: str) -> MarketingNode | None:
     raw = spec.get("dates", {}).get(str(year))
     if raw is not None:
         date = _parse_date(raw, label, f"dates['{year}']")
-    elif "month_day" in spec:
-        try:
-            date = dt.date.fromisoformat(f"{year}-{spec['month_day']}")
-        except ValueError:          # 02-29 in a common year
-            return None
     else:
-        return None
+        try:
+            date = rule_date(spec, year)
+        except ValueError as exc:       # a lunar year outside LUNAR_YEARS
+            raise CalendarError(f"{label}: {exc}") from None
+        if date is None:
+            return None
     phases = {name: (date + dt.timedelta(days=lo), date + dt.timedelta(days=hi))
               for name, (lo, hi) in spec["phases"].items()}
     for name, (lo, hi) in spec.get("overrides", {}).get(str(year), {}).items():
@@ -309,7 +313,7 @@ def _build(spec: dict, year: int, label: str) -> MarketingNode | None:
     phases = {name: phases[name] for name in PHASES}
     _check_order(list(phases.values()), f"{label} {year}", "phases")
     return MarketingNode(key=spec["key"], name_zh=spec["name_zh"], date=date, phases=phases,
-                         aliases=tuple(spec.get("aliases", ())))
+                         aliases=tuple(spec.get("aliases", ())), ip_zh=spec.get("ip_zh"))
 
 
 def _parse_date(value, label: str, what: str) -> dt.date:
@@ -345,13 +349,64 @@ def phase_of(day, nodes: list[MarketingNode] | None = None) -> list[tuple[Market
     return out
 
 
-def next_node(day, nodes: list[MarketingNode] | None = None) -> MarketingNode | None:
-    """The first node on or after ``day`` (a node falling on ``day`` itself counts)."""
+def next_node(day, nodes: list[MarketingNode] | None = None, topic_season=None, key: str | None = None,
+              horizon_days: int = 400, season_slack_days: int = 31) -> MarketingNode | None:
+    """The next marketing node to plan for: never one in the past (a node on ``day`` counts).
+
+    Parameters
+    ----------
+    day : date-like
+        Planning date ("today").
+    nodes : list of MarketingNode, optional
+        Default: the calendar (:func:`load_calendar`) for ``day``'s year and the next one.
+    topic_season : SeasonCall, optional
+        A :func:`miner.insights.seasons.topic_seasonality` verdict. When it is seasonal, the node
+        whose date lies closest to the season's ``next_start`` … ``next_end`` window (within
+        ``season_slack_days`` of it) is chosen instead of simply the first one.
+    key : str, optional
+        Only this node (key, Chinese name or alias): its next occurrence.
+    horizon_days : int
+        Nodes more than this many days ahead are not considered.
+
+    Returns
+    -------
+    MarketingNode or None
+        None when no node (of ``key``) falls in ``[day, day + horizon_days]``.
+    """
     day = _to_date(day)
     if nodes is None:
-        nodes = _default_nodes([day.year], [day.year + 1])
-    upcoming = [n for n in nodes if n.date >= day]
-    return min(upcoming, key=lambda n: (n.date, n.key)) if upcoming else None
+        last = (day + dt.timedelta(days=horizon_days)).year
+        nodes = _default_nodes(range(day.year, last + 1))
+    if key is not None:
+        wanted = resolve_node_key(key, nodes)
+        nodes = [n for n in nodes if n.key == wanted]
+    horizon = day + dt.timedelta(days=horizon_days)
+    upcoming = sorted((n for n in nodes if day <= n.date <= horizon), key=lambda n: (n.date, n.key))
+    if not upcoming:
+        return None
+    if topic_season is not None and getattr(topic_season, "is_seasonal", False) \
+            and topic_season.next_start is not None:
+        lo = topic_season.next_start
+        hi = topic_season.next_end or lo
+
+        def gap(n):
+            return 0 if lo <= n.date <= hi else min(abs((n.date - lo).days), abs((n.date - hi).days))
+
+        near = [n for n in upcoming if gap(n) <= season_slack_days]
+        if near:
+            return min(near, key=lambda n: (gap(n), n.date, n.key))
+    return upcoming[0]
+
+
+def resolve_node_key(node: str, nodes: list[MarketingNode] | None = None) -> str:
+    """``"双11"``, ``"双十一"`` or ``"double11"`` → ``"double11"`` (keys, names, aliases)."""
+    nodes = nodes if nodes is not None else load_calendar(years=[dt.date.today().year])
+    wanted = str(node).strip().lower()
+    for n in nodes:
+        if wanted in {n.key.lower(), n.name_zh.lower(), *(a.lower() for a in n.aliases)}:
+            return n.key
+    known = sorted({f"{n.name_zh}({n.key})" for n in nodes})
+    raise ValueError(f"unknown marketing node {node!r}; known: {', '.join(known)}")
 
 
 def seeding_start(node: MarketingNode) -> dt.date:

@@ -5,8 +5,10 @@ Each component is a 0–1 number where **higher means a better opportunity**:
 ============  ======  =====================================================================
 component     中文     raw signal (per topic) → normalisation
 ============  ======  =====================================================================
-momentum      势头     ½·pct(growth_z) + ½·pct(burst_z) from :func:`miner.insights.trends.trend_scores`
-                      (share-of-volume growth vs the previous window, and burst vs baseline)
+momentum      势头     ½·pct(growth_z) + ½·pct(burst_z) from :func:`miner.insights.trends.trend_scores`,
+                      counting **only calls that survive Benjamini–Hochberg** across topics
+                      (growth_q / decline_q / burst_q ≤ fdr); a z that is not a call counts as 0
+                      (no movement), so noise on small topics cannot rank
 headroom      空间     (1 − penetration) · engagement_rate in the target segment, from
                       :func:`miner.insights.audience.topic_metrics_table`: room left among users who
                       respond when reached; (1 − penetration) alone without engagement data
@@ -14,10 +16,17 @@ value         价值     conversion_lift · aov_lift (= lift of GMV per reached 
                       unreached users); conversion_lift alone when amounts are suppressed
 openness      蓝海     1 − saturation; saturation = mean of pct(notes per engaged user) and
                       pct(share of commercial notes). Without audience data, notes per 1,000
-                      public interactions stand in for notes per engaged user (flagged)
+                      public interactions stand in for notes per engaged user (flagged).
+                      ``is_commercial`` null / unrecognised is **unknown**: left out of the share;
+                      a topic with < ``min_commercial_known`` known notes has no share (neutral,
+                      flagged ``commercial_unknown``), never a known 0
 timing        节点     only when a calendar node is chosen: pct(log node_lift), the topic's share
                       of volume inside the node's windows (蓄水→返场, every occurrence the data
-                      covers) over its share outside, with +1 note smoothing
+                      covers) over its share outside, shrunk toward 1 for small counts
+                      (empirical-Bayes, :mod:`miner.insights.node_timing`)
+season        季节     only when some topic is seasonal (:mod:`miner.insights.seasons`, BH-
+                      corrected): 1 in season (``days_to_season`` ≤ 0), falling linearly to 0 at
+                      180 days before its next window; non-seasonal topics get the neutral 0.5
 ============  ======  =====================================================================
 
 ``pct`` is the percentile rank among the topics that have the signal (ties averaged; one topic →
@@ -27,7 +36,7 @@ data, a suppressed k-anonymity cell, no order data, a node the data never covers
 
 The score is the weighted mean of the components in use::
 
-    score = Σ_c w_c · x_c / Σ_c w_c        (timing only counts when a node is given)
+    score = Σ_c w_c · x_c / Σ_c w_c        (timing only with a node; season only with a season)
 
 with the default weights of :class:`OpportunityWeights`. It is therefore non-decreasing in every
 component and in every raw signal (the sign of each raw signal is in the table above).
@@ -40,6 +49,9 @@ import numpy as np
 import pandas as pd
 
 from miner import schema
+from miner.insights.calendar import resolve_node_key
+from miner.insights.node_timing import node_lift
+from miner.insights.stats import bh_qvalues, normal_sf
 from miner.schema import NOTE_ID, OUTLIER, TOPIC_ID
 
 __all__ = [
@@ -49,17 +61,19 @@ __all__ = [
     "OPPORTUNITY_COLUMNS",
     "OpportunityWeights",
     "combine",
+    "commercial_flags",
+    "momentum_signals",
     "node_lift",
     "opportunity_scores",
     "percentile_rank",
+    "resolve_node_key",
     "segment_metrics",
     "snapshot_opportunity",
-    "trend_table",
 ]
 
-COMPONENTS = ("momentum", "headroom", "value", "openness", "timing")
+COMPONENTS = ("momentum", "headroom", "value", "openness", "timing", "season")
 COMPONENT_NAMES_ZH = {"momentum": "势头", "headroom": "人群空间", "value": "转化价值", "openness": "蓝海度",
-                      "timing": "节点契合"}
+                      "timing": "节点契合", "season": "季节契合"}
 FLAG_NAMES_ZH = {
     "no_time": "无发布时间, 势头取中性",
     "no_audience": "无人群数据, 人群空间取中性",
@@ -67,13 +81,16 @@ FLAG_NAMES_ZH = {
     "no_orders": "无订单回流, 转化价值取中性",
     "saturation_proxy": "无互动用户数, 饱和度以每千互动笔记数代替",
     "no_commercial_flag": "无商业笔记标记",
+    "commercial_unknown": "商业笔记标记大多未知, 不计入饱和度",
     "node_no_history": "数据未覆盖该节点, 节点契合取中性",
 }
 OPPORTUNITY_COLUMNS = (
     TOPIC_ID, "label", "rank", "score", *COMPONENTS, "saturation",
     "stage", "stage_zh", "growth_z", "burst_z", "penetration", "engagement_rate", "value_lift",
-    "notes_per_engaged_user", "commercial_share", "node_lift", "n_notes", "flags",
+    "notes_per_engaged_user", "commercial_share", "commercial_known", "node_lift", "is_seasonal",
+    "days_to_season", "n_notes", "flags",
 )
+SEASON_HORIZON_DAYS = 180
 NEUTRAL = 0.5
 
 
@@ -88,6 +105,7 @@ class OpportunityWeights:
     value: float = 0.20
     openness: float = 0.20
     timing: float = 0.10
+    season: float = 0.10
 
     def __post_init__(self):
         for name, w in asdict(self).items():
@@ -118,47 +136,50 @@ def combine(components: pd.DataFrame, weights: OpportunityWeights | None = None,
     return pd.Series(X @ w / w.sum(), index=components.index, name="score")
 
 
-def node_lift(series: pd.DataFrame, node_key: str, nodes=None) -> pd.Series:
-    """Per topic: share of volume inside the node's windows ÷ share outside (+1 note smoothing).
+def momentum_signals(trends: pd.DataFrame, fdr: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
+    """The growth and burst z-scores that count toward momentum: a z only where its call survives
+    Benjamini–Hochberg (``growth_q`` ≤ fdr for up, ``decline_q`` ≤ fdr for down, ``burst_q`` ≤ fdr),
+    0 (no movement) elsewhere and where the trend has no history. A table without q columns
+    (an older trend table) gets them computed here from the z-scores, over its rows."""
+    gz = trends["growth_z"].to_numpy(float)
+    bz = trends["burst_z"].to_numpy(float)
 
-    ``series`` is a daily :func:`miner.insights.trends.topic_time_series`. Windows are every occurrence of
-    the node (蓄水 start → 返场 end) overlapping the series. NaN for every topic when the series
-    covers no occurrence; an empty series gives an empty result.
-    """
-    from miner.insights.calendar import DEFAULT_YEARS, load_calendar
+    def q(name, z):
+        return trends[name].to_numpy(float) if name in trends else bh_qvalues(normal_sf(z))
 
-    if series.empty:
-        return pd.Series(np.nan, index=pd.Index([], name=TOPIC_ID, dtype="int64"), name="node_lift", dtype=float)
-    days = pd.to_datetime(series["period_start"])
-    days = (days.dt.tz_convert(schema.TZ) if days.dt.tz is not None else days).dt.date
-    first, last = days.min(), days.max()
-    if nodes is None:
-        nodes = load_calendar(years=[y for y in range(first.year - 1, last.year + 2) if y in DEFAULT_YEARS]
-                              or [first.year])
-    mine = [n for n in nodes if n.key == node_key]
-    if not mine:
-        raise ValueError(f"no marketing node {node_key!r}; known: {sorted({n.key for n in nodes})}")
-    inside = np.zeros(len(series), dtype=bool)
-    for node in mine:
-        inside |= ((days >= node.start) & (days <= node.end)).to_numpy()
-    frame = series.assign(_in=inside)
-    topics = pd.Index(sorted(series[TOPIC_ID].unique()), name=TOPIC_ID)
-    if not inside.any() or inside.all():
-        return pd.Series(np.nan, index=topics, name="node_lift")
-    per = frame.groupby([TOPIC_ID, "_in"])["note_count"].sum().unstack(fill_value=0)
-    per = per.reindex(index=topics, columns=[False, True], fill_value=0)
-    totals = frame.drop_duplicates("period_start").groupby("_in")["period_notes"].sum()
-    n_in, n_out = totals.get(True, 0), totals.get(False, 0)
-    if n_in == 0 or n_out == 0:
-        return pd.Series(np.nan, index=topics, name="node_lift")
-    lift = ((per[True] + 1) / n_in) / ((per[False] + 1) / n_out)
-    return lift.rename("node_lift")
+    up, down, burst = q("growth_q", gz), q("decline_q", -gz), q("burst_q", bz)
+    ok_up = np.nan_to_num(up, nan=1.0) <= fdr
+    ok_down = np.nan_to_num(down, nan=1.0) <= fdr
+    g = np.where((ok_up & (gz > 0)) | (ok_down & (gz < 0)), gz, 0.0)
+    b = np.where(np.nan_to_num(burst, nan=1.0) <= fdr, bz, 0.0)
+    return np.nan_to_num(g), np.nan_to_num(b)
+
+
+_TRUE = {"true", "1", "yes", "y", "t", "是", "商业", "商业笔记"}
+_FALSE = {"false", "0", "no", "n", "f", "否", "非商业"}
+
+
+def commercial_flags(values: pd.Series) -> pd.Series:
+    """``is_commercial`` as 1.0 / 0.0 / NaN (unknown): booleans and 0/1 kept, common spellings
+    ("true", "是", "否", …) read, everything else — None, NaN, "", "unknown", "未知" — unknown."""
+    def one(v):
+        if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA:
+            return np.nan
+        if isinstance(v, (bool, np.bool_)):
+            return float(v)
+        if isinstance(v, (int, float, np.integer, np.floating)):
+            return float(v) if v in (0, 1) else np.nan
+        text = str(v).strip().lower()
+        return 1.0 if text in _TRUE else 0.0 if text in _FALSE else np.nan
+
+    return pd.Series([one(v) for v in values], index=values.index, dtype="float64")
 
 
 def opportunity_scores(notes: pd.DataFrame, assignments: pd.DataFrame, topics: pd.DataFrame | None = None,
                        trends: pd.DataFrame | None = None, metrics: pd.DataFrame | None = None,
                        node: str | None = None, weights: OpportunityWeights | None = None,
-                       freq: str = "D", nodes=None) -> pd.DataFrame:
+                       freq: str = "D", nodes=None, fdr: float = 0.05,
+                       min_commercial_known: int = 3) -> pd.DataFrame:
     """Rank topics by opportunity (module docstring has the formula).
 
     Parameters
@@ -174,6 +195,8 @@ def opportunity_scores(notes: pd.DataFrame, assignments: pd.DataFrame, topics: p
         ``suppressed``.
     node : marketing node key (e.g. ``"double11"``) or its Chinese name / alias; adds ``timing``.
     weights : :class:`OpportunityWeights`.
+    fdr : BH level a trend call must meet to count in momentum.
+    min_commercial_known : notes with a known ``is_commercial`` a topic needs for its share.
 
     Returns
     -------
@@ -207,11 +230,15 @@ def opportunity_scores(notes: pd.DataFrame, assignments: pd.DataFrame, topics: p
         t = out[[TOPIC_ID]].merge(trends, on=TOPIC_ID, how="left")
         out["stage"], out["stage_zh"] = t["stage"].to_numpy(), t["stage_zh"].to_numpy()
         out["growth_z"], out["burst_z"] = t["growth_z"].to_numpy(float), t["burst_z"].to_numpy(float)
-        gz, bz = out["growth_z"].fillna(0.0), out["burst_z"].fillna(0.0)   # no history = no movement
+        gz, bz = momentum_signals(t, fdr)
         out["momentum"] = 0.5 * percentile_rank(gz) + 0.5 * percentile_rank(bz)
+        out["is_seasonal"] = t["is_seasonal"].fillna(False).astype(bool).to_numpy() \
+            if "is_seasonal" in t else False
+        out["days_to_season"] = t["days_to_season"].to_numpy(float) if "days_to_season" in t else np.nan
     else:
         out["stage"], out["stage_zh"], out["growth_z"], out["burst_z"] = None, None, np.nan, np.nan
         out["momentum"] = np.nan
+        out["is_seasonal"], out["days_to_season"] = False, np.nan
         flag(np.ones(len(out)), "no_time")
 
     # headroom and value (target segment)
@@ -242,9 +269,9 @@ def opportunity_scores(notes: pd.DataFrame, assignments: pd.DataFrame, topics: p
     engaged = col("engaged_users")
     engaged = np.where(np.isnan(engaged), col("reach"), engaged)
     npu = out["n_notes"].to_numpy(float) / np.where(engaged > 0, engaged, np.nan)
-    counts = [c for c in schema.ENGAGEMENT_COLS if c in joined.columns]
-    if counts:
-        inter = out[TOPIC_ID].map(by_topic[counts].sum().sum(axis=1)).to_numpy(float)
+    if any(c in joined.columns for c in schema.ENGAGEMENT_COLS):
+        per_topic = schema.engagement(joined).groupby(joined[TOPIC_ID]).sum()
+        inter = out[TOPIC_ID].map(per_topic).to_numpy(float)
         proxy = 1000.0 * out["n_notes"].to_numpy(float) / np.maximum(inter, 1.0)
     else:
         proxy = np.full(len(out), np.nan)
@@ -254,12 +281,19 @@ def opportunity_scores(notes: pd.DataFrame, assignments: pd.DataFrame, topics: p
     density = np.where(use_proxy, np.nan, percentile_rank(npu))
     # a topic's proxy rank is taken among the proxy values, so both scales never mix
     density = np.where(use_proxy, percentile_rank(np.where(use_proxy, proxy, np.nan)), density)
-    if schema.IS_COMMERCIAL in joined.columns and joined[schema.IS_COMMERCIAL].notna().any():
-        share = by_topic[schema.IS_COMMERCIAL].apply(lambda s: s.dropna().astype(float).mean())
-        out["commercial_share"] = out[TOPIC_ID].map(share).to_numpy(float)
+    flags_known = (commercial_flags(joined[schema.IS_COMMERCIAL]) if schema.IS_COMMERCIAL in joined.columns
+                   else pd.Series(np.nan, index=joined.index))
+    if flags_known.notna().any():
+        grouped = flags_known.groupby(joined[TOPIC_ID])
+        n_known = out[TOPIC_ID].map(grouped.count()).fillna(0).to_numpy(int)
+        share = out[TOPIC_ID].map(grouped.mean()).to_numpy(float)
+        enough = n_known >= min_commercial_known
+        out["commercial_share"] = np.where(enough, share, np.nan)
+        out["commercial_known"] = n_known
         commercial = percentile_rank(out["commercial_share"])
+        flag(~enough, "commercial_unknown")
     else:
-        out["commercial_share"] = np.nan
+        out["commercial_share"], out["commercial_known"] = np.nan, 0
         commercial = np.full(len(out), np.nan)
         flag(np.ones(len(out)), "no_commercial_flag")
     parts = np.vstack([density, commercial])
@@ -281,6 +315,12 @@ def opportunity_scores(notes: pd.DataFrame, assignments: pd.DataFrame, topics: p
             out["timing"] = percentile_rank(np.log(out["node_lift"]))
         flag(out["node_lift"].isna(), "node_no_history")
         use.append("timing")
+    out["season"] = np.nan
+    if out["is_seasonal"].any():
+        days = out["days_to_season"].to_numpy(float)
+        closeness = 1.0 - np.clip(days, 0.0, SEASON_HORIZON_DAYS) / SEASON_HORIZON_DAYS
+        out["season"] = np.where(out["is_seasonal"].to_numpy(bool) & np.isfinite(days), closeness, NEUTRAL)
+        use.append("season")
 
     out["score"] = combine(out, weights, tuple(use))
     for c in COMPONENTS:
@@ -293,18 +333,6 @@ def opportunity_scores(notes: pd.DataFrame, assignments: pd.DataFrame, topics: p
     out = out.sort_values(["score", TOPIC_ID], ascending=[False, True], kind="stable").reset_index(drop=True)
     out["rank"] = np.arange(1, len(out) + 1)
     return out[list(OPPORTUNITY_COLUMNS)]
-
-
-def resolve_node_key(node: str, nodes=None) -> str:
-    """``"双11"``, ``"双十一"`` or ``"double11"`` → ``"double11"``."""
-    from miner.insights.calendar import load_calendar
-    nodes = nodes if nodes is not None else load_calendar()
-    wanted = str(node).strip().lower()
-    for n in nodes:
-        if wanted in {n.key.lower(), n.name_zh.lower(), *(a.lower() for a in n.aliases)}:
-            return n.key
-    known = sorted({f"{n.name_zh}({n.key})" for n in nodes})
-    raise ValueError(f"unknown marketing node {node!r}; known: {', '.join(known)}")
 
 
 def snapshot_opportunity(snapshot, metrics: pd.DataFrame | None = None, node: str | None = None,
@@ -322,68 +350,11 @@ def segment_metrics(con, snapshot, segment=None, window=None, k: int = 50, brand
     :func:`miner.insights.audience.topic_metrics_table` plus ``engaged_users``: segment users with a like,
     collect, comment or share on the topic (the denominator of notes per engaged user).
     """
-    from miner.insights.audience import INTERACTION_ACTIONS, topic_metrics_table, topic_reach_penetration
+    from miner.insights.audience import INTERACTION_ACTIONS, default_brand, topic_metrics_table, topic_reach_penetration
+    brand = brand or default_brand(con)     # metrics are per brand, never pooled: the main brand unless chosen
     table = topic_metrics_table(con, snapshot.assignments, snapshot.topics, snapshot.notes, segment=segment,
                                 window=window, brand=brand, attribution_days=attribution_days, k=k)
     engaged = topic_reach_penetration(con, snapshot.assignments, segment, window, k,
                                       actions=INTERACTION_ACTIONS)
     return table.merge(engaged[[TOPIC_ID, "reach"]].rename(columns={"reach": "engaged_users"}),
                        on=TOPIC_ID, how="left")
-
-
-TREND_TABLE_COLUMNS = (
-    TOPIC_ID, "label", "size", "stage", "stage_zh", "growth_pct", "growth_z", "burst_z", "recent_notes",
-    "low_volume", "next_node", "next_node_zh", "node_date", "seeding_start", "node_lift", "node_reason",
-)
-
-
-def trend_table(snapshot, freq: str = "D", today=None, horizon_days: int = 365, min_lift: float = 1.2,
-                nodes=None) -> pd.DataFrame:
-    """Lifecycle per topic plus the marketing node to plan for.
-
-    The node is the first upcoming node (within ``horizon_days`` of ``today``) whose past windows
-    held at least ``min_lift`` × the topic's usual share of volume (``node_reason`` =
-    "history"); when the data shows no such node, simply the next node ("next").
-    """
-    import datetime as dt
-    from zoneinfo import ZoneInfo
-
-    from miner.insights.calendar import load_calendar, seeding_start
-    from miner.insights.trends import topic_time_series, trend_scores
-
-    notes, asg = snapshot.notes, snapshot.assignments
-    if schema.PUBLISHED_AT not in notes or notes[schema.PUBLISHED_AT].isna().all():
-        raise ValueError("the snapshot's notes have no published_at; trends need publish times")
-    today = today or dt.datetime.now(ZoneInfo(schema.TZ)).date()
-    if isinstance(today, str):
-        today = dt.date.fromisoformat(today)
-    scores = trend_scores(topic_time_series(notes, asg, freq=freq))
-    daily = topic_time_series(notes, asg, freq="D")
-    first = pd.to_datetime(daily["period_start"]).min().date()
-    from miner.insights.calendar import DEFAULT_YEARS
-    years = sorted({y for y in range(first.year - 1, today.year + 2) if y in DEFAULT_YEARS} or {today.year})
-    nodes = nodes if nodes is not None else load_calendar(years=years)
-    upcoming = sorted((n for n in nodes if today <= n.date <= today + dt.timedelta(days=horizon_days)),
-                      key=lambda n: n.date)
-    lifts = {}
-    for key in dict.fromkeys(n.key for n in upcoming):
-        lifts[key] = node_lift(daily, key, nodes)
-    out = snapshot.topics[[TOPIC_ID, "label", "size"]].merge(scores, on=TOPIC_ID, how="left")
-    chosen = []
-    for t in out[TOPIC_ID].astype(int):
-        pick, reason, lift = (upcoming[0] if upcoming else None), "next", np.nan
-        for n in upcoming:
-            value = lifts[n.key].get(t, np.nan)
-            if np.isfinite(value) and value >= min_lift:
-                pick, reason, lift = n, "history", value
-                break
-        if pick is not None and reason == "next":
-            lift = lifts[pick.key].get(t, np.nan)
-        chosen.append((pick, reason, lift))
-    out["next_node"] = [p.key if p else None for p, _, _ in chosen]
-    out["next_node_zh"] = [p.name_zh if p else None for p, _, _ in chosen]
-    out["node_date"] = [p.date if p else None for p, _, _ in chosen]
-    out["seeding_start"] = [seeding_start(p) if p else None for p, _, _ in chosen]
-    out["node_lift"] = [float(v) for _, _, v in chosen]
-    out["node_reason"] = [r for _, r, _ in chosen]
-    return out[list(TREND_TABLE_COLUMNS)]

@@ -118,9 +118,7 @@ def _tables(con) -> set[str]:
     return {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
 
 
-def _engagement(frame: pd.DataFrame) -> pd.Series:
-    cols = [c for c in schema.ENGAGEMENT_COLS if c in frame.columns]
-    return frame[cols].fillna(0).astype("float64").sum(axis=1) if cols else pd.Series(0.0, index=frame.index)
+_engagement = schema.engagement
 
 
 def _notes_metrics(wide: pd.DataFrame, notes, joined, today, window_days: int) -> None:

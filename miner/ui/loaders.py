@@ -221,26 +221,11 @@ def note_count(source: Source, start: dt.date | None, end: dt.date | None, categ
 @st.cache_data(max_entries=16, show_spinner="计算趋势 Scoring trends…")
 def trend_table(source: Source, start: dt.date | None, end: dt.date | None,
                 category: str | None) -> pd.DataFrame:
-    """One row per topic with notes in the filter: label, keywords, notes, engagement, lifecycle
-    stage and growth (:func:`miner.insights.trends.trend_scores` over the daily series of the
-    filter, derived from the build-time aggregates rather than from the notes)."""
-    from miner.insights.trends import SCORE_COLUMNS, trend_scores
-    from miner.topics.aggregates import daily_series, filter_aggregates
+    """One row per topic with notes in the filter: :func:`miner.insights.trends.trend_table`."""
+    from miner.insights.trends import trend_table as _trend_table
     snap = snapshot(source)
-    agg = aggregates(source)
-    kept = filter_aggregates(agg, start, end, category)
-    topics = snap.topics[[schema.TOPIC_ID, "label", "keywords", "size"]].copy()
-    topics["keywords"] = topics["keywords"].map(lambda k: " ".join(list(k)[:6]))
-    in_topic = kept[kept[schema.TOPIC_ID] != schema.OUTLIER]
-    counts = in_topic.groupby(schema.TOPIC_ID).agg(notes=("notes", "sum"),
-                                                   engagement=(ENGAGEMENT, "sum")).reset_index()
-    out = topics.merge(counts, on=schema.TOPIC_ID, how="inner")
-    if len(kept):
-        scores = trend_scores(daily_series(agg, start, end, category))
-    else:
-        scores = pd.DataFrame(columns=list(SCORE_COLUMNS))
-    scores = scores.drop(columns=["total_notes", "recent_engagement"], errors="ignore")
-    return out.merge(scores, on=schema.TOPIC_ID, how="left").reset_index(drop=True)
+    notes = filtered_notes(source, start, end, category)
+    return _trend_table(notes, snap.assignments, snap.topics, start=start, end=end, freq="D")
 
 
 @st.cache_data(max_entries=16, show_spinner="计算机会分 Scoring opportunities…")
@@ -344,7 +329,8 @@ def order_values(source: Source, segment: str | None, start: dt.date | None,
     from miner.insights import audience
     window = audience_window(start, end, source.timezone)
     return _audience_call(source, ("engagements", "audience", "orders"), lambda con, asg: audience.order_value(
-        con, asg, segment=segment, window=window, attribution_days=source.attribution_days, k=source.k))
+        con, asg, segment=segment, window=window, attribution_days=source.attribution_days, k=source.k,
+        brand=audience.default_brand(con), include_unattributed=False))
 
 
 def clear_tables() -> None:
@@ -377,3 +363,10 @@ def tgi(source: Source) -> pd.DataFrame | None:
     from miner.insights.tgi import topic_tgi
     return _audience_call(source, ("engagements", "audience"), lambda con, asg: topic_tgi(
         con, asg, k=source.k, attribution_days=source.attribution_days))
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def topic_table_xlsx(table: pd.DataFrame, window_label: str) -> bytes:
+    """The overview's topic table as an Excel workbook (columns as shown, a note on the window)."""
+    from miner.insights.briefs import topic_table_excel
+    return topic_table_excel(table, notes=[f"时间窗口 {window_label}"])

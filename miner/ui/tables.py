@@ -11,10 +11,23 @@ SUPPRESSED_ZH = "<{k} 人，已隐藏"
 AMOUNTS_SUPPRESSED_ZH = "金额：买家 <{k} 人，已隐藏"
 
 OVERVIEW_COLUMNS = ["topic_id", "label", "stage_zh", "score", "growth_pct", "notes", "engagement",
-                    "penetration", "engagement_rate", "gmv", "aov", "conversion_lift", "privacy", "keywords",
-                    "why"]
-METRIC_COLUMNS = ["reach", "penetration", "engagement_rate", "gmv", "aov", "conversion_rate", "conversion_lift",
-                  "aov_lift", "buyers", "suppressed", "amounts_suppressed"]
+                    "penetration", "engagement_rate", "attributed_gmv", "aov", "assoc_lift_text", "privacy",
+                    "keywords", "why"]
+METRIC_COLUMNS = ["brand", "reach", "penetration", "engagement_rate", "attributed_gmv", "aov", "conversion_rate",
+                  "assoc_lift", "assoc_lift_lo", "assoc_lift_hi", "lift_significant", "n_reached",
+                  "n_matched_control", "aov_lift", "buyers", "suppressed", "orders_suppressed"]
+ASSOC_LIFT_HELP = ("关联提升 = 触达用户转化率 ÷ 同性别×年龄×城市×既往活跃度的未触达用户转化率；"
+                   "括号内为 95% 区间，区间含 1 标「不显著」。是相关，不是因果。")
+
+
+def lift_text(lift, lo, hi, significant) -> str:
+    """``1.32× [1.10–1.58]``; ``不显著`` when the interval contains 1; ``—`` when hidden or missing."""
+    if lift is None or pd.isna(lift):
+        return "—"
+    text = f"{lift:.2f}×"
+    if lo is not None and hi is not None and pd.notna(lo) and pd.notna(hi):
+        text += f" [{lo:.2f}–{hi:.2f}]"
+    return text if _true(significant) else text + " 不显著"
 
 
 def privacy_note(suppressed, amounts_suppressed, k: int) -> str:
@@ -41,7 +54,9 @@ def overview_table(trends: pd.DataFrame, opp: pd.DataFrame, metrics: pd.DataFram
     for col in METRIC_COLUMNS:
         if col not in out:
             out[col] = np.nan
-    out["privacy"] = [privacy_note(s, a, k) for s, a in zip(out["suppressed"], out["amounts_suppressed"])]
+    out["privacy"] = [privacy_note(s, a, k) for s, a in zip(out["suppressed"], out["orders_suppressed"])]
+    out["assoc_lift_text"] = [lift_text(*v) for v in zip(out["assoc_lift"], out["assoc_lift_lo"],
+                                                         out["assoc_lift_hi"], out["lift_significant"])]
 
     def why(row) -> str:
         parts = [f"{COMPONENT_NAMES_ZH[c]} {row[c]:.2f}" for c in comps if pd.notna(row.get(c))]
@@ -73,9 +88,10 @@ def overview_column_config(k: int) -> dict:
         "engagement": cc.NumberColumn("互动量", format="localized"),
         "penetration": cc.NumberColumn("渗透率", format="percent", help=f"少于 {k} 人的单元格隐藏"),
         "engagement_rate": cc.NumberColumn("互动率", format="percent"),
-        "gmv": cc.NumberColumn("GMV", format="¥%.0f"),
+        "attributed_gmv": cc.NumberColumn("归因 GMV", format="¥%.0f",
+                                          help="每笔订单按买家互动过的话题平均拆分，各话题之和不超过品牌 GMV"),
         "aov": cc.NumberColumn("客单价", format="¥%.0f"),
-        "conversion_lift": cc.NumberColumn("转化提升", format="%.2fx"),
+        "assoc_lift_text": cc.TextColumn("关联提升 [95%区间]", help=ASSOC_LIFT_HELP),
         "privacy": cc.TextColumn("隐私保护", help=f"k-匿名：少于 {k} 人的指标不显示"),
         "keywords": cc.TextColumn("关键词", width="medium"),
         "why": cc.TextColumn("机会构成", width="large"),
@@ -124,7 +140,7 @@ def penetration_cells(frame: pd.DataFrame, topic_id: int, column: str, k: int) -
 
 
 def flow_table(metrics_row: pd.Series | None, k: int) -> pd.DataFrame:
-    """AIPS step rates and lift vs unreached users for one topic (from segment metrics)."""
+    """AIPS step rates and association lift vs matched unreached users for one topic (segment metrics)."""
     from miner.schema import AIPS_STAGE_NAMES as N
     rows = []
     for a, b in FLOW_PAIRS:
@@ -132,8 +148,11 @@ def flow_table(metrics_row: pd.Series | None, k: int) -> pd.DataFrame:
             return None if metrics_row is None else metrics_row.get(col)
         moved, rate, lift = get(f"flow_{a}_{b}"), get(f"flow_rate_{a}_{b}"), get(f"flow_lift_{a}_{b}")
         hidden = metrics_row is not None and pd.isna(moved) and pd.isna(rate)
+        lift_shown = (SUPPRESSED_ZH.format(k=k) if hidden and pd.isna(lift) else
+                      lift_text(lift, get(f"flow_lift_lo_{a}_{b}"), get(f"flow_lift_hi_{a}_{b}"),
+                                get(f"flow_significant_{a}_{b}")))
         rows.append({"流转": f"{N[a]}→{N[b]} ({a}→{b})",
                      "流转人数": cell_text(moved, hidden, k, "{:,.0f}"),
                      "流转率": cell_text(rate, hidden, k),
-                     "提升 vs 未触达": cell_text(lift, hidden and pd.isna(lift), k, "{:.2f}x")})
+                     "关联提升 vs 匹配未触达 [95%]": lift_shown})
     return pd.DataFrame(rows)

@@ -21,7 +21,7 @@ from miner.ui import loaders
 ALL = "全部"
 ANY = ""          # widget value for "no restriction" (None would show as an empty selectbox)
 
-# Target segments offered in the filters: specs for miner.insights.audience.Segment.from_spec ("" = everyone).
+# Target segments offered in the filters: specs for miner.insights.audience.AudienceFilter.from_spec ("" = everyone).
 SEGMENT_SPECS: tuple[str, ...] = (
     ANY,
     "gender=F",
@@ -61,8 +61,8 @@ def keep_valid(key: str, options, fallback) -> None:
 
 
 def segment_label(spec: str | None) -> str:
-    from miner.insights.audience import Segment
-    return Segment.from_spec(spec or None).label
+    from miner.insights.audience import AudienceFilter
+    return AudienceFilter.from_spec(spec or None).label
 
 
 # ---- setup ---------------------------------------------------------------------------------------

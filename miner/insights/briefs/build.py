@@ -73,7 +73,7 @@ def build_brief(snapshot, topic_id: int, segment=None, node: str | None = None,
     ----------
     snapshot : :class:`miner.topics.snapshot.Snapshot`.
     topic_id : a topic of the snapshot (not −1).
-    segment : target audience filter (``AudienceFilter``/``Segment``, spec ``"gender=F,age_band=18-24"``
+    segment : target audience filter (``AudienceFilter``, spec ``"gender=F,age_band=18-24"``
         or dict); names the audience. Its numbers come from ``metrics``.
     node : marketing node (``"双11"``, ``"double11"``); default the topic's own season when
         :mod:`miner.insights.seasons` finds one, else the node whose 蓄水 starts next.

@@ -78,14 +78,11 @@ def opportunity(table: pd.DataFrame, topic_id) -> dict | None:
 
 
 def audience_filter(spec):
-    """The audience filter object (``AudienceFilter``, formerly ``Segment``) for ``spec``, or None."""
+    """The :class:`~miner.insights.audience.AudienceFilter` for ``spec``, or None."""
     if spec is None:
         return None
-    try:
-        from miner.insights.audience import AudienceFilter as Filter
-    except ImportError:
-        from miner.insights.audience import Segment as Filter
-    return Filter.from_spec(spec)
+    from miner.insights.audience import AudienceFilter
+    return AudienceFilter.from_spec(spec)
 
 
 def audience(seg, metrics, topic_id, caveats) -> dict:
@@ -101,15 +98,21 @@ def audience(seg, metrics, topic_id, caveats) -> dict:
         caveats.append("未提供人群指标 (metrics), 人群部分仅给出目标人群名称")
         return out
     for c in ("reach", "segment_size", "penetration", "penetration_change", "engagement_rate", "engaged_users",
-              "buyers", "gmv", "aov", "conversion_rate", "conversion_lift", "aov_lift"):
+              "buyers", "attributed_gmv", "aov", "conversion_rate", "assoc_lift", "assoc_lift_lo",
+              "assoc_lift_hi", "n_reached", "n_matched_control", "aov_lift"):
         if c in row.index:
             out[c] = num(row[c])
+    if "lift_significant" in row.index and pd.notna(row["lift_significant"]):
+        out["lift_significant"] = bool(row["lift_significant"])
     if bool(row.get("suppressed", False)):
         caveats.append("该人群在此话题的触达用户少于 k 匿名阈值, 人群指标已隐藏")
     flows = []
     for a, b in flow_pairs:
         lift, rate = row.get(f"flow_lift_{a}_{b}"), row.get(f"flow_rate_{a}_{b}")
-        if lift is not None and pd.notna(lift):
+        significant = row.get(f"flow_significant_{a}_{b}", True)
+        # Only a flow whose association-lift interval excludes 1 names the audience's stage.
+        if lift is not None and pd.notna(lift) and significant is not None and bool(pd.notna(significant)
+                                                                                    and significant):
             flows.append({"from": a, "to": b, "rate": num(rate), "lift": float(lift),
                           "moved": num(row.get(f"flow_{a}_{b}"))})
     out["aips_flows"] = flows
@@ -118,10 +121,10 @@ def audience(seg, metrics, topic_id, caveats) -> dict:
         out["aips_stage"] = best["from"]
         out["aips_stage_zh"] = (f"{AIPS_STAGE_NAMES[best['from']]}({best['from']}) → "
                                 f"{AIPS_STAGE_NAMES[best['to']]}({best['to']})")
-        out["aips_basis"] = (f"该话题触达用户 {best['from']}→{best['to']} 流转率是未触达用户的 "
-                             f"{best['lift']:.2f} 倍, 流转最强")
+        out["aips_basis"] = (f"该话题触达用户 {best['from']}→{best['to']} 流转率是匹配未触达用户的 "
+                             f"{best['lift']:.2f} 倍 (关联提升, 区间不含 1), 流转最强")
     else:
-        caveats.append("无 AIPS 流转数据 (或被 k 匿名隐藏), 未判定人群所处阶段")
+        caveats.append("无显著的 AIPS 关联提升 (或被 k 匿名隐藏), 未判定人群所处阶段")
     return out
 
 

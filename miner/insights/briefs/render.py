@@ -47,6 +47,13 @@ def _audience(b) -> list[str]:
                            ("aov", "客单价", False)):
         if key in a:
             L.append(f"- {name}: {fmt_num(a[key], pct)}")
+    if a.get("assoc_lift") is not None:
+        verdict = "" if a.get("lift_significant") else " (区间含 1, 不显著)"
+        L.append(f"- 关联提升 (转化, 对比匹配的未触达人群, 相关非因果): {fmt_num(a['assoc_lift'])}× "
+                 f"[{fmt_num(a.get('assoc_lift_lo'))}–{fmt_num(a.get('assoc_lift_hi'))}]{verdict}; "
+                 f"触达 {fmt_num(a.get('n_reached'))} 人 vs 对照 {fmt_num(a.get('n_matched_control'))} 人")
+    if a.get("attributed_gmv") is not None:
+        L.append(f"- 归因 GMV (订单按互动话题拆分): ¥{a['attributed_gmv']:,.0f}")
     if a.get("aips_stage"):
         L.append(f"- AIPS 阶段: 重点人群在 {a['aips_stage_zh']} ({a['aips_basis']})")
     if b.tgi:
@@ -54,7 +61,7 @@ def _audience(b) -> list[str]:
         for r in b.tgi:
             lift = ""
             if r.get("conversion_lift") is not None and np.isfinite(r["conversion_lift"]):
-                lift = (f"; 转化为话题其余互动人群的 {r['conversion_lift']:.2f} 倍 "
+                lift = (f"; 关联提升: 转化为话题其余互动人群的 {r['conversion_lift']:.2f} 倍 "
                         f"({fmt_num(r.get('lift_lo'))}–{fmt_num(r.get('lift_hi'))})")
             L.append(f"- **{r['headline']}** (区间 {r['tgi_lo']:.0f}–{r['tgi_hi']:.0f}, "
                      f"{r['engaged_users']:,} 人{lift})")
