@@ -23,7 +23,7 @@ with c3:
 try:
     brief = loaders.brief(ctx.source, topic_id, segment, node_key, today)
 except Exception as exc:   # a brief that cannot be written must not take the page down
-    st.error(f"无法生成简报 Cannot build the brief: {exc}")
+    st.error(f"无法生成简报 Cannot build the brief: {w.md_escape(exc)}")
     st.stop()
 markdown = brief.to_markdown()
 
@@ -51,7 +51,9 @@ if brief.angles:
                 f"{angle.engagement_index:.2f} 倍{ci}；关键词 {' '.join(angle.keywords)}")
 if brief.timing:
     st.markdown("#### 节点节奏")
-    w.plain(f"{brief.timing['node_zh']}（{brief.timing['date']}）：{brief.timing['seeding_start']} 开始蓄水，"
-            f"距规划日 {brief.timing['days_until_seeding']} 天")
+    tm = brief.timing
+    when = (f"蓄水已开始，距节点 {tm['days_until_node']} 天" if tm.get("seeding_started")
+            else f"距规划日 {tm['days_until_seeding']} 天")
+    w.plain(f"{tm['node_zh']}（{tm['date']}）：{tm['seeding_start']} 开始蓄水，{when}")
 st.markdown("#### 完整简报（Markdown 原文）")
 st.code(markdown, language="markdown", wrap_lines=True)

@@ -4,12 +4,13 @@ from pathlib import Path
 import streamlit as st
 
 from miner.errors import WorkspaceBusyError
-from miner.ui import loaders, manage, widgets as w
+from miner.ui import auth, loaders, manage, widgets as w
 from miner.ui.upload import column_mapper
 
 ctx = w.page_setup("数据管理 Data")
 workspace = loaders.workspace(ctx.config)
 w.defaults({"data.table": "notes", "data.mode": "upsert"})
+editable = auth.can_edit()             # viewers see this page but cannot upload, replace or rebuild
 
 st.subheader("当前服务的快照 Serving snapshot")
 meta = ctx.snapshot.meta
@@ -25,16 +26,19 @@ with st.expander("全部快照 All snapshots"):
 
 st.subheader("上传数据 Upload")
 st.caption("支持 CSV / TSV / JSONL / Excel (.xlsx) / Parquet；编码自动识别 (UTF-8 / GBK)。用户 ID 入库前加盐哈希。")
+if not editable:
+    st.info("只读账户：上传、替换与重建需要编辑权限 Viewer account: upload, replace and rebuild need an editor.")
 a, b = st.columns([1, 1])
 table = a.selectbox("数据表", list(manage.TABLE_NAMES_ZH), key="data.table",
                     format_func=manage.TABLE_NAMES_ZH.get)
-mode = b.radio("写入方式", ["upsert", "replace"], key="data.mode", horizontal=True,
+mode = b.radio("写入方式", ["upsert", "replace"], key="data.mode", horizontal=True, disabled=not editable,
                format_func={"upsert": "合并更新 upsert", "replace": "整表替换 replace"}.get)
-upload = st.file_uploader("选择文件", type=manage.UPLOAD_TYPES, key="data.upload")
+upload = st.file_uploader("选择文件", type=manage.UPLOAD_TYPES, key="data.upload", disabled=not editable)
 st.caption("可直接导入常见导出格式：MediaCrawler 小红书笔记（note_id/title/desc/time/liked_count…）、"
            "中文表头（标题/正文/点赞数/收藏数/评论数/分享数/发布时间/作者）。只有标题或正文也能导入（趋势需要发布时间）。")
-column_map = column_mapper(workspace, upload.name, upload.getvalue(), table) if upload is not None else None
-if st.button("校验并导入 Validate & import", key="data.ingest", disabled=upload is None, type="primary"):
+column_map = column_mapper(workspace, upload.name, upload.getvalue(), table) if upload and editable else None
+if st.button("校验并导入 Validate & import", key="data.ingest", disabled=upload is None or not editable,
+             type="primary") and editable and upload is not None:
     try:
         with loaders.db_lock(), st.spinner("校验中 Validating…"):
             st.session_state["data.report"] = workspace.ingest_upload(upload.name, upload.getvalue(),
@@ -79,7 +83,7 @@ except WorkspaceBusyError:
 
 st.subheader("重建话题 Rebuild topics")
 st.caption("用工作区的全部笔记重新挖掘话题。构建成功后才切换快照；失败时继续使用当前快照。")
-if st.button("重建话题 Rebuild", key="data.rebuild"):
+if st.button("重建话题 Rebuild", key="data.rebuild", disabled=not editable) and editable:
     lock = loaders.build_lock()
     if not lock.acquire(blocking=False):
         st.warning("另一个重建正在进行，请稍后刷新 Another rebuild is running; refresh in a while.")

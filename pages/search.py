@@ -33,7 +33,7 @@ started = time.perf_counter()
 try:
     ideas = searcher.search(query, k=k)
 except ValueError as exc:
-    st.error(f"搜索失败 Search failed: {exc}")
+    st.error(f"搜索失败 Search failed: {w.md_escape(exc)}")
     st.stop()
 st.caption(f"找到 {len(ideas)} 个选题方向 · 用时 {1000 * (time.perf_counter() - started):.0f} ms")
 

@@ -182,8 +182,8 @@ def test_overview_empty_filter_says_so(app_workspace):
 def test_overview_sort_and_segment(app_workspace):
     at = run_page("pages/overview.py")
     all_users = at.dataframe[0].value.set_index("topic_id")["penetration"]
-    at.selectbox(key="overview.sort").select("GMV").run()
-    gmv = at.dataframe[0].value["gmv"]
+    at.selectbox(key="overview.sort").select("归因 GMV").run()
+    gmv = at.dataframe[0].value["attributed_gmv"]
     assert gmv.dropna().is_monotonic_decreasing and gmv.notna().any()
     at.selectbox(key="overview.segment").select("gender=F,age_band=18-24").run()
     assert_ok(at)
@@ -207,7 +207,7 @@ def test_overview_node_narrows_window(app_workspace):
 def test_topic_detail_sections_and_suppression(app_workspace):
     at = run_page("pages/topic_detail.py")
     labels = [m.label for m in at.metric]
-    assert {"笔记数", "生命周期", "GMV", "客单价 AOV", "转化提升"} <= set(labels)
+    assert {"笔记数", "生命周期", "归因 GMV", "客单价 AOV", "关联提升"} <= set(labels)
     assert len(at.get("plotly_chart")) >= 3                 # trend, AIPS funnel, city tiers
     grid = next(d.value for d in at.dataframe if "女性" in d.value.columns)   # age × gender penetration
     cells = grid.to_numpy().ravel().tolist()

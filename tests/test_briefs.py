@@ -235,23 +235,29 @@ def test_recommendations_follow_their_tests(brief):
 
 def test_timing_and_audience(brief):
     assert brief.timing["node_zh"] == "双11" and brief.timing["source"] == "calendar"
-    assert brief.timing["seeding_start"] == "2023-10-20"          # 11-11 − 22 days
-    assert brief.timing["days_until_seeding"] == 19
+    assert brief.timing["seeding_start"] == "2023-09-30"          # presale-aligned 蓄水 (calendar)
+    assert brief.timing["seeding_started"] and brief.timing["days_until_seeding"] == 0   # never negative
+    assert brief.timing["days_until_node"] == 41
+    assert any("蓄水期已于 2023-09-30 开始" in n for n in brief.notes)
     assert brief.timing["node_lift"] is not None                    # the demo covers 2023-10-20 … 10-27
     assert brief.audience["segment_zh"] == "女性·18-24岁"
     assert any("人群指标" in n for n in brief.notes)                  # no metrics given: said so
-    assert brief.trend["stage"] in {"emerging", "rising", "peak", "declining", "evergreen"}
+    assert brief.trend["stage"] in {"emerging", "rising", "burst", "seasonal", "one_off", "declining", "evergreen"}
     assert 0 <= brief.opportunity["score"] <= 1 and "timing" in brief.opportunity
 
 
 def test_days_until_seeding_is_never_negative(snapshot, topic_id):
-    # 2026-12-02: 双12's 蓄水 began 2026-11-28 (the issue's "距今 -4 天"); the next one is 2027-11-28
+    # 2026-12-02: 双12's 蓄水 began 2026-11-28 (the issue's "距今 -4 天"): the node is still ahead, so the
+    # brief plans it with 0 days until 蓄水 (it is running) and says so; never a negative count
     b = build_brief(snapshot, topic_id, node="双12", today=dt.date(2026, 12, 2))
-    assert b.timing["seeding_start"] == "2027-11-28"
-    assert b.timing["days_until_seeding"] == (dt.date(2027, 11, 28) - dt.date(2026, 12, 2)).days
-    assert any("蓄水期已于 2026-11-28 开始" in n for n in b.notes)
+    assert b.timing["date"] == "2026-12-12" and b.timing["seeding_start"] == "2026-11-28"
+    assert b.timing["seeding_started"] and b.timing["days_until_seeding"] == 0
+    assert b.timing["days_until_node"] == 10
+    assert any("蓄水期已于 2026-11-28 开始 (4 天前)" in n for n in b.notes)
+    late = build_brief(snapshot, topic_id, node="双12", today=dt.date(2026, 12, 13))   # the day after 双12
+    assert late.timing["date"] == "2027-12-12" and late.timing["days_until_seeding"] > 0
     auto = build_brief(snapshot, topic_id, today=dt.date(2026, 12, 2))
-    assert auto.timing["days_until_seeding"] >= 0 and auto.timing["seeding_start"] >= "2026-12-02"
+    assert auto.timing["days_until_seeding"] >= 0 and auto.timing["date"] >= "2026-12-02"
     assert "距规划日 -" not in auto.to_markdown() and "距今 -" not in auto.to_markdown()
 
 
@@ -529,7 +535,8 @@ def _check_demo_briefs(snapshot, con, today, min_angle_size=10):
     for b in briefs:
         topic_id = b.topic_id
         assert b.timing is not None and b.timing["days_until_seeding"] >= 0, (topic_id, b.timing)
-        assert b.timing["seeding_start"] >= today.isoformat()
+        assert b.timing["date"] >= today.isoformat()                  # the node is never in the past
+        assert b.timing.get("seeding_started") or b.timing["seeding_start"] >= today.isoformat()
         assert all(a.n_notes >= min_angle_size for a in b.angles), (topic_id, [a.n_notes for a in b.angles])
         md = b.to_markdown()
         assert not re.search(r"距(?:今|规划日|节点) -\d", md), topic_id

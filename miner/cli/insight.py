@@ -47,16 +47,18 @@ def cmd_trends(args, config: MinerConfig) -> int:
     workspace = Workspace(config)
     snap = workspace.snapshot(args.run)
     table = workspace.trend_table(snap, freq=args.freq, today=args.today)
-    order = {"emerging": 0, "rising": 1, "peak": 2, "evergreen": 3, "declining": 4}
+    order = {s: i for i, s in enumerate(("emerging", "rising", "burst", "seasonal", "one_off", "evergreen",
+                                         "declining"))}
     table = table.assign(_o=table["stage"].map(order)).sort_values(["_o", "growth_z"], ascending=[True, False])
     print(f"快照 {snap.run_id} · {len(table)} 个话题 · 周期 {'日' if args.freq == 'D' else '周'} "
-          f"· 增长 = 近一窗口声量占比 vs 前一窗口 (* = 往年该节点期声量占比 ≥1.2 倍)")
+          f"· 增长 = 近一窗口声量占比 vs 前一窗口 (括号内为篇数; 上升/爆发经 BH 多重检验校正) "
+          f"· * = 往年该节点期声量占比 ≥1.2 倍")
     rows = []
     for r in table.head(args.top).itertuples():
         node = f"{r.next_node_zh}{'*' if r.node_reason == 'history' else ''} (蓄水 {r.seeding_start})" \
             if r.next_node_zh else "—"
         rows.append([str(r.topic_id), r.label, r.stage_zh + ("(少量)" if r.low_volume else ""),
-                     _growth(r.growth_pct), number(r.burst_z), str(r.recent_notes), node])
+                     r.growth_display or "—", number(r.burst_z), str(r.recent_notes), node])
     print(table_text(["话题", "标签", "阶段", "增长", "爆发z", "近期篇数", "下一节点"], rows, align_right_from=9))
     return 0
 
@@ -128,7 +130,3 @@ def _segment_label(segment) -> str:
         return "全部用户"
     from miner.insights.audience import AudienceFilter
     return AudienceFilter.from_spec(segment).label
-
-
-def _growth(value) -> str:
-    return "—" if value is None or value != value else f"{value:+.0f}%"

@@ -11,8 +11,8 @@ import plotly.graph_objects as go
 
 from miner.schema import AIPS_STAGE_NAMES, AIPS_STAGES
 
-STAGE_COLORS = {"新兴": "#ff2442", "上升": "#ff8c00", "高峰": "#8e44ad", "衰退": "#95a5a6",
-                "常青": "#27ae60", "未知": "#bdc3c7"}
+STAGE_COLORS = {"新兴": "#ff2442", "上升": "#ff8c00", "爆发": "#8e44ad", "季节性": "#2980b9",
+                "一次性热点": "#d35400", "衰退": "#95a5a6", "常青": "#27ae60", "未知": "#bdc3c7"}
 PHASE_COLORS = {"seeding": "rgba(52,152,219,0.10)", "burst": "rgba(255,36,66,0.16)",
                 "after": "rgba(149,165,166,0.12)"}
 FONT = "Noto Sans CJK SC, PingFang SC, Microsoft YaHei, sans-serif"

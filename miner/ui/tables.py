@@ -10,7 +10,7 @@ from miner import schema
 SUPPRESSED_ZH = "<{k} 人，已隐藏"
 AMOUNTS_SUPPRESSED_ZH = "金额：买家 <{k} 人，已隐藏"
 
-OVERVIEW_COLUMNS = ["topic_id", "label", "stage_zh", "score", "growth_pct", "notes", "engagement",
+OVERVIEW_COLUMNS = ["topic_id", "label", "stage_zh", "score", "growth_display", "notes", "engagement",
                     "penetration", "engagement_rate", "attributed_gmv", "aov", "assoc_lift_text", "privacy",
                     "keywords", "why"]
 METRIC_COLUMNS = ["brand", "reach", "penetration", "engagement_rate", "attributed_gmv", "aov", "conversion_rate",
@@ -83,7 +83,8 @@ def overview_column_config(k: int) -> dict:
         "label": cc.TextColumn("话题", width="medium"),
         "stage_zh": cc.TextColumn("生命周期", width="small"),
         "score": cc.ProgressColumn("机会分", min_value=0.0, max_value=1.0, format="%.2f"),
-        "growth_pct": cc.NumberColumn("增长 %", format="%+.0f%%", help="近7天声量占比 vs 前7天"),
+        "growth_display": cc.TextColumn("增长 (篇数)", help="近一窗口声量占比 vs 前一窗口，括号内为前→后篇数；"
+                                        "上升/爆发的判定经 Benjamini–Hochberg 多重检验校正"),
         "notes": cc.NumberColumn("笔记数", format="%d"),
         "engagement": cc.NumberColumn("互动量", format="localized"),
         "penetration": cc.NumberColumn("渗透率", format="percent", help=f"少于 {k} 人的单元格隐藏"),

@@ -21,7 +21,8 @@ def column_mapper(workspace, filename: str, data: bytes, table: str) -> dict[str
     try:
         headers, proposed = _columns(workspace, filename, data, table, digest)
     except (ValueError, OSError) as exc:
-        st.warning("无法读取表头 Cannot read the header: " + str(exc).replace("\n", " ")[:300], icon=":material/warning:")
+        from miner.ui.widgets import md_escape     # the message can quote the file's own text
+        st.warning("无法读取表头 Cannot read the header: " + md_escape(str(exc)[:300]), icon=":material/warning:")
         return None
     columns = INPUT_SCHEMAS[table].names
     options = [IGNORE, *columns]

@@ -16,7 +16,7 @@ import streamlit as st
 from miner import schema
 from miner.config import MinerConfig
 from miner.topics.snapshot import latest_run_id
-from miner.ui import loaders
+from miner.ui import auth, loaders
 
 ALL = "全部"
 ANY = ""          # widget value for "no restriction" (None would show as an empty selectbox)
@@ -33,11 +33,17 @@ SEGMENT_SPECS: tuple[str, ...] = (
 )
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~:$&=])")
+# GFM autolink literals (``http://``, ``www.``, ``a@b.c``) are found in the text *after* escapes are
+# resolved, so backslashes cannot stop them; a WORD JOINER (U+2060, invisible) inside the trigger can.
+_AUTOLINK = re.compile(r"(?i)(?<=:)(?=//)|(?<=www)(?=\.)|(?<=@)(?=[-\w])")   # where to put the joiner
+WORD_JOINER = "\u2060"
 
 
 def md_escape(text) -> str:
-    """Escape every markdown/HTML-significant ASCII character (CommonMark backslash escapes)."""
-    return _MD_SPECIAL.sub(r"\\\1", str(text)).replace("\n", " ")
+    """Escape every markdown/HTML-significant ASCII character (CommonMark backslash escapes) and
+    break GFM's bare-URL/e-mail autolinks with an invisible word joiner; newlines become spaces."""
+    text = _AUTOLINK.sub(WORD_JOINER, str(text))
+    return _MD_SPECIAL.sub(r"\\\1", text).replace("\n", " ")
 
 
 def plain(text, limit: int | None = None) -> None:
@@ -116,7 +122,8 @@ def _run_preparation(workspace) -> None:
 
 
 def page_setup(title: str) -> PageContext:
-    """Title, first-start build if needed, serving snapshot and sidebar status."""
+    """Sign-in guard, title, first-start build if needed, serving snapshot and sidebar status."""
+    auth.guard()                       # signed out: the sign-in form, and nothing below runs
     st.title(title)
     config = loaders.app_config()
     ensure_workspace(config)

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -66,16 +67,19 @@ def e2e_workspace(tmp_path_factory) -> dict[str, str]:
     return env
 
 
-@pytest.fixture(scope="session")
-def app_url(e2e_workspace):
-    """Base URL of a headless `streamlit run app.py` on a free localhost port."""
+@contextmanager
+def serve(env_extra: dict[str, str], name: str = "e2e"):
+    """Yield the base URL of a headless `streamlit run app.py` on a free localhost port."""
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} missing: apt-get install chromium fonts-noto-cjk (CI installs them)")
     port = _free_port()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    log = ARTIFACTS / "streamlit-e2e.log"
-    env = {**os.environ, **e2e_workspace}
-    env.pop("MINER_APP_PASSWORD", None)
+    log = ARTIFACTS / f"streamlit-{name}.log"
+    env = {**os.environ, **env_extra}
+    for key in ("MINER_APP_PASSWORD", "MINER_AUTH_FILE"):
+        if key not in env_extra:
+            env.pop(key, None)
+    env["HOME"] = env_extra.get("HOME", str(Path(env_extra["MINER_WORKSPACE_DIR"]).parent / "home"))
     cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
            "--server.port", str(port), "--server.address", "127.0.0.1", "--server.fileWatcherType", "none",
            "--browser.gatherUsageStats", "false"]
@@ -95,7 +99,22 @@ def app_url(e2e_workspace):
 
 
 @pytest.fixture(scope="session")
-def browser(app_url):
+def streamlit_server():
+    """``with streamlit_server(env, name) as url:`` — another server (e.g. with accounts configured)."""
+    return serve
+
+
+@pytest.fixture(scope="session")
+def app_url(e2e_workspace):
+    """An open app (no accounts: local use)."""
+    with serve(e2e_workspace) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} missing: apt-get install chromium fonts-noto-cjk (CI installs them)")
     from playwright.sync_api import sync_playwright
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)

@@ -189,26 +189,25 @@ def season_timing(call, today: dt.date, caveats: list[str]) -> dict | None:
 
 
 def calendar_timing(node: str | None, today: dt.date, series, topic_id: int, caveats: list[str]) -> dict | None:
-    """The next occurrence of ``node`` (or of any node) whose 蓄水 has not started yet."""
-    from miner.insights.calendar import PHASE_NAMES_ZH, load_calendar, seeding_start
-    from miner.insights.opportunity import node_lift, resolve_node_key
+    """The next occurrence of ``node`` (or of any node) on or after ``today``
+    (:func:`miner.insights.calendar.next_node`). When its 蓄水 has already begun, the days until
+    蓄水 are 0 and the brief says how far into it the planning date is: never a negative count."""
+    from miner.insights.calendar import PHASE_NAMES_ZH, load_calendar, next_node, seeding_start
+    from miner.insights.opportunity import node_lift
     nodes = load_calendar(years=range(today.year, today.year + 3), warn_missing=False)
-    key = resolve_node_key(node, nodes) if node is not None else None
-    pool = [n for n in nodes if key is None or n.key == key]
-    running = [n for n in pool if seeding_start(n) < today <= n.date]
-    upcoming = [n for n in pool if seeding_start(n) >= today]
-    if not upcoming:
-        caveats.append(f"日历中没有 {node or '任何节点'} 在 {today} 之后的蓄水期, 请在 data/calendar 中补充")
+    target = next_node(today, nodes, key=node)
+    if target is None:
+        caveats.append(f"日历中没有 {node or '任何节点'} 在 {today} 之后的日期, 请在 data/calendar 中补充")
         return None
-    target = min(upcoming, key=lambda n: (seeding_start(n), n.key))
-    for n in running:
-        caveats.append(f"{n.name_zh} ({n.date}) 的蓄水期已于 {seeding_start(n)} 开始, 距节点 {(n.date - today).days} 天; "
-                       f"简报按下一次蓄水 ({target.name_zh} {seeding_start(target)}) 排期")
     start = seeding_start(target)
+    started = start < today
+    if started:
+        caveats.append(f"{target.name_zh} ({target.date}) 的蓄水期已于 {start} 开始 ({(today - start).days} 天前), "
+                       f"距节点 {(target.date - today).days} 天: 现在就是投放窗口")
     out = {"node": target.key, "node_zh": target.name_zh, "source": "calendar", "date": target.date.isoformat(),
-           "seeding_start": start.isoformat(),
+           "seeding_start": start.isoformat(), "seeding_started": started,
            "phases": {PHASE_NAMES_ZH[p]: [a.isoformat(), b.isoformat()] for p, (a, b) in target.phases.items()},
-           "days_until_seeding": (start - today).days, "days_until_node": (target.date - today).days,
+           "days_until_seeding": max(0, (start - today).days), "days_until_node": (target.date - today).days,
            "planned_on": today.isoformat(), "node_lift": None}
     if series is not None:
         value = node_lift(series, target.key).get(topic_id, np.nan)

@@ -174,8 +174,10 @@ def _kpis_timing(b) -> list[str]:
         tm = b.timing
         phases = "; ".join(f"{name} {a}~{z}" for name, (a, z) in tm["phases"].items())
         source = "按话题自身季节性" if tm.get("source") == "seasonality" else "按营销日历"
+        when = (f"蓄水已开始, 距节点 {tm['days_until_node']} 天" if tm.get("seeding_started")
+                else f"距规划日 {tm['days_until_seeding']} 天")
         L.append(f"- {tm['node_zh']} ({tm['date']}, {source}): **{tm['seeding_start']} 开始蓄水** "
-                 f"(距规划日 {tm['days_until_seeding']} 天). {phases}")
+                 f"({when}). {phases}")
         if tm.get("node_lift") is not None:
             L.append(f"- 往年节点期该话题声量占比为平时的 {tm['node_lift']:.2f} 倍")
     else:
