@@ -192,7 +192,7 @@ def run_size(n: int, args, rows: list[dict], e2e_rows: list[dict]) -> None:
     for label, note_index in (("size-chosen", chosen), ("Flat", flat)) if chosen is not flat else (("Flat", flat),):
         snap = LightSnapshot(notes, topic_table, assignments, X, centroids, note_index, topic_index)
         t1 = time.perf_counter()
-        searcher = TopicSearcher(snap, embedder).fit()
+        searcher = TopicSearcher(embedder=embedder).fit(snap)
         fit_s = time.perf_counter() - t1
         ms = _latencies(lambda text: searcher.search(text, k=10), texts)
         p50, p95 = _pcts(ms)

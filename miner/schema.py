@@ -19,10 +19,12 @@ Output tables of a topic snapshot (written by :mod:`miner.topics.snapshot`):
 """
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 TZ = "Asia/Shanghai"
 
@@ -197,6 +199,8 @@ TOPICS_COLUMNS = {
     "keyword_scores": "list[float]",
     "size": "int, notes assigned",
     "representative_note_ids": "list[str], near the centroid and mutually diverse",
+    "coherence": "float, mean NPMI of the keyword pairs over the notes (−1…1)",
+    "is_mixed": "bool, coherence below the labeller's floor: 混合话题 (sort last, never recommend)",
 }
 ASSIGNMENTS_COLUMNS = {NOTE_ID: "str", TOPIC_ID: "int (−1 outlier)", SCORE: "float"}
 ENGAGEMENT = "engagement"      # likes + collects + comments + shares of a note (public counts)
@@ -243,6 +247,46 @@ def list_cell(value, split_text: bool = False) -> list:
     if isinstance(value, float) and np.isnan(value):
         return []
     if split_text and isinstance(value, str):
-        return [t for t in re.split(r"[|,，\s]+", value) if t]
+        return split_tags(value)
     return [value]
+
+
+_TAG_SEPARATORS = re.compile(r"[|,，、;；]")
+_TAG_STRIP = " \t\r\n|,，、;；#\ufeff"
+
+
+def split_tags(value) -> list[str]:
+    """The one tag-parsing rule: a tag cell (or typed tag text) → tags in order, without duplicates.
+
+    ``['a', 'b']`` keeps its items; ``'["a", "b"]'`` (JSON) is parsed; in text, ``#a# #b[话题]#``
+    hashtags win, else ``|``, commas, ``、`` and semicolons separate, else whitespace does
+    (so ``'City Walk|露营'`` keeps "City Walk" whole). Items are stripped of separators, ``#`` and
+    XHS's ``[话题]`` suffix; None, NaN and empty items are dropped.
+    """
+    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
+        return []
+    if isinstance(value, (list, tuple, np.ndarray)):
+        items = [str(v) for v in value if v is not None and not (isinstance(v, float) and np.isnan(v))]
+    else:
+        text = str(value).strip()
+        items = None
+        if text.startswith("[") and text.endswith("]"):
+            try:
+                parsed = json.loads(text)
+                items = [str(v) for v in parsed if v is not None] if isinstance(parsed, list) else None
+            except json.JSONDecodeError:
+                pass
+        if items is None:
+            if "#" in text:
+                items = text.split("#")
+            elif _TAG_SEPARATORS.search(text):
+                items = _TAG_SEPARATORS.split(text)
+            else:
+                items = text.split()
+    out: list[str] = []
+    for item in items:
+        tag = re.sub(r"\[话题\]$", "", item.strip(_TAG_STRIP)).strip()
+        if tag and tag not in out:
+            out.append(tag)
+    return out
 

@@ -277,7 +277,7 @@ class Workspace:
 
     def segmenter(self, n_jobs: int = 1):
         """The query/notes segmenter with the configured dictionaries and stopwords."""
-        from miner.topics.pipeline import make_segmenter  # moves to topics.segment
+        from miner.topics.segment import make_segmenter
         return make_segmenter(self.config, n_jobs=n_jobs)
 
     def searcher(self, snapshot, embedder=None):
@@ -285,7 +285,7 @@ class Workspace:
         from miner.insights.search import TopicSearcher
         from miner.topics.embed import get_embedder
         embedder = embedder or get_embedder(snapshot.meta["embedding"]["model"])
-        return TopicSearcher(snapshot, embedder, segmenter=self.segmenter()).fit()
+        return TopicSearcher(embedder=embedder, segmenter=self.segmenter()).fit(snapshot)
 
     # ---- insights --------------------------------------------------------------------------------
     def trend_table(self, snapshot, freq: str = "D", today=None) -> pd.DataFrame:

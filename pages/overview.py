@@ -15,7 +15,7 @@ trends = loaders.trend_table(ctx.source, f.start, f.end, f.category)
 opp = loaders.opportunity_table(ctx.source, f.start, f.end, f.category, f.segment,
                                 f.node.key if f.node is not None else None)
 metrics = loaders.segment_metrics(ctx.source, f.segment, f.start, f.end)
-table = tables.overview_table(trends, opp, metrics, ctx.k)
+table = tables.overview_table(trends, opp, metrics, ctx.k, topics=ctx.snapshot.topics)
 
 n_notes = loaders.note_count(ctx.source, f.start, f.end, f.category)
 rising = int(table["stage"].isin(["emerging", "rising"]).sum()) if len(table) else 0

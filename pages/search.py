@@ -35,12 +35,22 @@ try:
 except ValueError as exc:
     st.error(f"搜索失败 Search failed: {w.md_escape(exc)}")
     st.stop()
-st.caption(f"找到 {len(ideas)} 个选题方向 · 用时 {1000 * (time.perf_counter() - started):.0f} ms")
+elapsed_ms = 1000 * (time.perf_counter() - started)
+if ideas.empty_query:
+    st.warning(ideas.message or "查询里没有可搜索的文字 Nothing searchable in the query.", icon=":material/info:")
+    st.stop()
+if ideas.no_match:
+    w.plain(ideas.message)      # contains the query: plain text, never markdown
+    st.caption(f"以下是最接近的 {len(ideas)} 个话题，仅供参考（弱匹配）· 用时 {elapsed_ms:.0f} ms")
+else:
+    st.caption(f"找到 {len(ideas.strong)} 个强匹配选题方向（共 {len(ideas)} 个）· 用时 {elapsed_ms:.0f} ms")
 
 for rank, idea in enumerate(ideas, start=1):
     with st.container(border=True, key=f"search.result.{rank}"):
-        st.markdown(f"**{rank}. #{idea.topic_id} {w.md_escape(idea.label)}**")
-        facts = [f"匹配度 {idea.score:.2f}", f"生命周期 {idea.stage_zh or '—'}",
+        badge = ":green-badge[强匹配]" if idea.match == "strong" else ":gray-badge[弱匹配]"
+        mixed = " :orange-badge[混合话题]" if getattr(idea, "is_mixed", False) else ""
+        st.markdown(f"{badge}{mixed} **{rank}. #{idea.topic_id} {w.md_escape(idea.label)}**")
+        facts = [f"相关度 z={idea.relevance:.1f}", f"匹配度 {idea.score:.2f}", f"生命周期 {idea.stage_zh or '—'}",
                  f"机会分 {'—' if idea.opportunity is None else f'{idea.opportunity:.2f}'}",
                  f"笔记 {idea.size:,} 篇"]
         st.caption(" · ".join(facts))

@@ -148,7 +148,9 @@ def test_overview_kpis_and_table(app_workspace):
     table = at.dataframe[0].value
     assert int(metrics["话题数"]) == len(table) > 0
     assert {"label", "stage_zh", "score", "growth_pct", "penetration", "attributed_gmv", "assoc_lift_text"} <= set(table.columns)
-    assert table["score"].is_monotonic_decreasing             # default sort: opportunity
+    clear = table[~table["is_mixed"]]
+    assert clear["score"].is_monotonic_decreasing             # default sort: opportunity
+    assert list(table["is_mixed"]) == sorted(table["is_mixed"])   # 混合话题 after every clear topic
     assert len(at.get("plotly_chart")) == 1                   # the topic map
 
 
@@ -183,7 +185,8 @@ def test_overview_sort_and_segment(app_workspace):
     at = run_page("pages/overview.py")
     all_users = at.dataframe[0].value.set_index("topic_id")["penetration"]
     at.selectbox(key="overview.sort").select("归因 GMV").run()
-    gmv = at.dataframe[0].value["attributed_gmv"]
+    shown = at.dataframe[0].value
+    gmv = shown.loc[~shown["is_mixed"], "attributed_gmv"]
     assert gmv.dropna().is_monotonic_decreasing and gmv.notna().any()
     at.selectbox(key="overview.segment").select("gender=F,age_band=18-24").run()
     assert_ok(at)
@@ -255,12 +258,20 @@ def test_search_returns_ranked_ideas(app_workspace):
     assert "输入关键词" in at.info[0].value
     at.text_input(key="search.query").input("手机 拍照").run()
     assert_ok(at)
-    results = [m.value for m in at.markdown if m.value.startswith("**")]
+    results = [m.value for m in at.markdown if "-badge[" in m.value]
     assert 1 <= len(results) <= 8
+    assert all(r.startswith((":green-badge[强匹配]", ":gray-badge[弱匹配]")) for r in results)
     assert any("推荐理由" in t.value for t in at.text)
-    assert any(c.value.startswith("找到") for c in at.caption)
+    assert any(c.value.startswith(("找到", "以下是最接近的")) for c in at.caption)
     at.slider(key="search.k").set_value(3).run()
-    assert len([m for m in at.markdown if m.value.startswith("**")]) == 3
+    assert len([m for m in at.markdown if "-badge[" in m.value]) == 3
+
+
+def test_search_punctuation_only_query_says_so(app_workspace):
+    at = run_page("pages/search.py")
+    at.text_input(key="search.query").input("！！？？").run()
+    assert_ok(at)
+    assert at.warning and not [m for m in at.markdown if "-badge[" in m.value]
 
 
 def test_search_example_button_fills_query(app_workspace):
@@ -268,7 +279,7 @@ def test_search_example_button_fills_query(app_workspace):
     at.button(key="search.example.1").click().run()
     assert_ok(at)
     assert at.text_input(key="search.query").value == "猫咪 日常"
-    assert [m for m in at.markdown if m.value.startswith("**")]
+    assert [m for m in at.markdown if "-badge[" in m.value]
 
 
 # ---- brief -------------------------------------------------------------------------------------------
@@ -387,3 +398,10 @@ def test_untrusted_text_is_escaped():
     for ch in "[]()<>*!:":
         assert ch not in escaped.replace(f"\\{ch}", "")
     assert "<" not in svg_safe(evil) and ">" not in svg_safe(evil)
+
+
+def test_mixed_topics_sort_last_whatever_the_column():
+    from miner.ui.tables import sort_topics
+    table = pd.DataFrame({"topic_id": [0, 1, 2, 3], "score": [0.9, 0.5, 0.7, None],
+                          "is_mixed": [True, False, False, False]})
+    assert sort_topics(table, "score")["topic_id"].tolist() == [2, 1, 3, 0]

@@ -68,7 +68,7 @@ def _world(commercial=None):
                            "growth_q": 0.01, "decline_q": 0.01, "burst_q": 0.01})   # every call survives
     metrics = pd.DataFrame({"topic_id": range(N_TOPICS), "penetration": [0.1, 0.3, 0.2, 0.05, 0.4, 0.25],
                             "engagement_rate": [0.2, 0.1, 0.3, 0.15, 0.25, 0.05],
-                            "conversion_lift": [1.2, 0.9, 1.5, 1.1, 2.0, 1.0],
+                            "assoc_lift": [1.2, 0.9, 1.5, 1.1, 2.0, 1.0],
                             "aov_lift": [1.0, 1.1, 0.8, 1.3, 1.0, np.nan],
                             "engaged_users": [100.0, 200.0, 50.0, 400.0, 150.0, 300.0], "suppressed": False})
     return notes.drop(columns="topic_id"), assignments, trends, metrics
@@ -79,13 +79,13 @@ def _row(notes, assignments, trends, metrics, topic):
 
 
 COMPONENT_OF = {"growth_z": "momentum", "burst_z": "momentum", "penetration": "headroom",
-                "engagement_rate": "headroom", "conversion_lift": "value", "engaged_users": "openness"}
+                "engagement_rate": "headroom", "assoc_lift": "value", "engaged_users": "openness"}
 
 
 @pytest.mark.parametrize("column,table,sign", [
     ("growth_z", "trends", +1), ("burst_z", "trends", +1),
     ("penetration", "metrics", -1), ("engagement_rate", "metrics", +1),
-    ("conversion_lift", "metrics", +1), ("engaged_users", "metrics", +1),   # more engaged users → less saturated
+    ("assoc_lift", "metrics", +1), ("engaged_users", "metrics", +1),   # more engaged users → less saturated
 ])
 def test_score_never_falls_when_a_raw_signal_improves(column, table, sign):
     notes, asg, trends, metrics = _world()
@@ -131,7 +131,7 @@ def test_components_are_visible_and_hand_checkable():
     # topic 3: headroom raw (1 - 0.05) * 0.15 = 0.1425; raws of all topics:
     raw = (1 - metrics["penetration"]) * metrics["engagement_rate"]
     assert t.loc[3, "headroom"] == pytest.approx(percentile_rank(raw)[3])
-    # topic 5 has no aov_lift → value uses conversion_lift alone (1.0)
+    # topic 5 has no aov_lift → value uses assoc_lift alone (1.0)
     assert t.loc[5, "value_lift"] == pytest.approx(1.0)
     assert t.loc[4, "value_lift"] == pytest.approx(2.0 * 1.0)
     # saturation = mean of pct(notes per engaged user) and pct(commercial share)
@@ -288,3 +288,17 @@ def test_node_adds_timing_only_when_asked():
     with_node = opportunity_scores(notes, asg, node="国庆").set_index("topic_id")
     assert with_node.loc[0, "timing"] == 1.0 and with_node.loc[1, "timing"] == 0.0
     assert with_node.loc[0, "node_lift"] > 1 > with_node.loc[1, "node_lift"]
+
+
+def test_value_ignores_lifts_whose_interval_contains_one():
+    from miner.insights.opportunity import opportunity_scores
+    notes = pd.DataFrame({"note_id": ["a", "b", "c", "d"], "title": "", "body": "x",
+                          "published_at": pd.Timestamp("2024-01-01", tz="Asia/Shanghai"),
+                          "likes": 1, "collects": 0, "comments": 0, "shares": 0})
+    asg = pd.DataFrame({"note_id": ["a", "b", "c", "d"], "topic_id": [0, 0, 1, 1], "score": 1.0})
+    metrics = pd.DataFrame({"topic_id": [0, 1], "penetration": [0.1, 0.1], "engagement_rate": [0.1, 0.1],
+                            "assoc_lift": [3.0, 1.4], "aov_lift": [np.nan, np.nan],
+                            "lift_significant": [False, True]})
+    out = opportunity_scores(notes, asg, metrics=metrics).set_index("topic_id")
+    assert out.loc[0, "value_lift"] == 1.0          # 3.0× with an interval containing 1 counts as no lift
+    assert out.loc[1, "value_lift"] == 1.4

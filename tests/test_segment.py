@@ -92,3 +92,29 @@ def test_no_worker_processes_while_other_threads_run(reviews_4cats, monkeypatch)
 def test_note_text_joins_title_body_and_tags():
     text = note_text("露营装备", "平价好物", "露营|户外")
     assert text == "露营装备\n平价好物\n#露营# #户外#"
+
+
+def test_make_segmenter_uses_the_workspace_dictionaries_and_stopwords(tmp_path):
+    from miner.config import MinerConfig
+    from miner.topics.segment import make_segmenter
+    words = tmp_path / "brands.txt"
+    words.write_text("蕉下防晒衣\n", encoding="utf-8")
+    stop = tmp_path / "stop.txt"
+    stop.write_text("# 本店的口头禅\n宝藏\n", encoding="utf-8")
+    config = MinerConfig(user_dict_paths=(str(words),), extra_stopword_paths=(str(stop),))
+    tokens = make_segmenter(config).segment("宝藏蕉下防晒衣")
+    assert tokens == ["蕉下防晒衣"]
+    with pytest.raises(FileNotFoundError, match="missing.txt"):
+        make_segmenter(MinerConfig(extra_stopword_paths=(str(tmp_path / "missing.txt"),)))
+
+
+def test_segmenter_params_round_trip_through_clone():
+    from sklearn.base import clone
+    seg = JiebaSegmenter(extra_stopwords=("露营",), single_chars=("猫",))
+    assert seg.segment("露营的猫和狗") == ["猫"]
+    copy = clone(seg)
+    assert copy.get_params() == seg.get_params() and copy.segment("露营的猫和狗") == ["猫"]
+    copy.set_params(single_chars=("狗",))                  # reloads on the next call
+    assert copy.segment("露营的猫和狗") == ["狗"]
+    with pytest.raises(ValueError, match="unknown"):
+        copy.set_params(colour="red")

@@ -102,10 +102,13 @@ def cmd_search(args, config: MinerConfig) -> int:
     workspace = Workspace(config)
     snap = workspace.snapshot(args.run)
     ideas = workspace.searcher(snap).search(args.query, k=args.k)
+    if ideas.message:                    # empty query, or no topic matches well
+        print(ideas.message)
     print(f"搜索「{clean(args.query)}」· 快照 {snap.run_id} · 分数 = 语义(中心+笔记)与关键词(BM25)的倒数排名融合")
     for i, idea in enumerate(ideas, 1):
         opp = f"{idea.opportunity * 100:.0f}" if idea.opportunity is not None else "—"
-        print(f"{i:>2}. [{idea.topic_id}] {clean(idea.label)}  分数 {idea.score:.2f} (语义 {idea.semantic_score:.2f} · "
+        print(f"{i:>2}. [{idea.topic_id}] {clean(idea.label)}  {'强匹配' if idea.match == 'strong' else '弱匹配'}  "
+              f"分数 {idea.score:.2f} (语义 {idea.semantic_score:.2f} · z {idea.relevance:.1f} · "
               f"关键词 {idea.keyword_score:.2f})  阶段 {idea.stage_zh or '—'} · 机会 {opp} · {idea.size} 篇")
         if idea.matched_keywords:
             print(f"    命中词: {clean(' '.join(idea.matched_keywords))}")

@@ -12,8 +12,6 @@ and the row's cap mask is set (the notes table keeps it as ``counts_capped``).
 """
 from __future__ import annotations
 
-import json
-import math
 import re
 
 import numpy as np
@@ -22,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from miner.schema import Column
+from miner.schema import split_tags as schema_split_tags
 
 MAX_TEXT_CHARS = 100_000       # longest accepted title/body (characters)
 MAX_STR_CHARS = 1_000          # longest accepted id/label value
@@ -302,34 +301,12 @@ def parse_bool(s: pd.Series) -> tuple[pd.Series, np.ndarray, list]:
 
 
 def split_tags(value) -> list[str]:
-    """``['a','b']``, ``'a|b'``, ``'a,b'``, ``'a b'``, ``'#a# #b#'``, ``'#a[话题]#'`` → ``['a', 'b']``."""
-    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
-        return []
-    if isinstance(value, (list, tuple, np.ndarray)):
-        items = [strip_controls_text(str(v)) for v in value
-                 if v is not None and not (isinstance(v, float) and math.isnan(v))]
-    else:                                # strings were cleaned column-wise (strip_controls)
-        text = str(value).strip()
-        items = None
-        if text.startswith("[") and text.endswith("]"):
-            try:
-                parsed = json.loads(text)
-                if isinstance(parsed, list):
-                    items = [strip_controls_text(str(v)) for v in parsed if v is not None]   # "\u001b"
-            except json.JSONDecodeError:
-                pass
-        if items is None:
-            if "#" in text:
-                items = text.split("#")
-            elif "|" in text:
-                items = text.split("|")
-            elif re.search(r"[,，、;；]", text):
-                items = re.split(r"[,，、;；]", text)
-            else:
-                items = text.split()
+    """``['a','b']``, ``'a|b'``, ``'a,b'``, ``'a b'``, ``'#a# #b#'``, ``'#a[话题]#'`` → ``['a', 'b']``:
+    the shared rule (:func:`miner.schema.split_tags`), with control characters removed from the items
+    (list items and JSON strings are not cleaned column-wise)."""
     out: list[str] = []
-    for item in items:
-        tag = re.sub(r"\[话题\]$", "", item.strip(" \t\r\n|,，、;；#\ufeff")).strip()
+    for tag in schema_split_tags(value):
+        tag = strip_controls_text(tag).strip()
         if tag and tag not in out:
             out.append(tag)
     return out

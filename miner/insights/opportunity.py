@@ -12,8 +12,9 @@ momentum      势头     ½·pct(growth_z) + ½·pct(burst_z) from :func:`miner.
 headroom      空间     (1 − penetration) · engagement_rate in the target segment, from
                       :func:`miner.insights.audience.topic_metrics_table`: room left among users who
                       respond when reached; (1 − penetration) alone without engagement data
-value         价值     conversion_lift · aov_lift (= lift of GMV per reached user vs comparable
-                      unreached users); conversion_lift alone when amounts are suppressed
+value         价值     assoc_lift · aov_lift (association lift of conversion vs matched unreached
+                      users, :mod:`miner.insights.audience.lift`); only a lift whose 95% interval
+                      excludes 1 counts, any other lift is 1 (no evidence of value)
 openness      蓝海     1 − saturation; saturation = mean of pct(notes per engaged user) and
                       pct(share of commercial notes). Without audience data, notes per 1,000
                       public interactions stand in for notes per engaged user (flagged).
@@ -260,7 +261,11 @@ def opportunity_scores(notes: pd.DataFrame, assignments: pd.DataFrame, topics: p
         flag(np.isnan(pen) & suppressed, "audience_suppressed")
         flag(np.isnan(pen) & ~suppressed, "no_audience")
 
-    conv, aov = col("conversion_lift"), col("aov_lift")
+    conv, aov = col("assoc_lift"), col("aov_lift")
+    if m is not None and "lift_significant" in m:
+        # an association lift whose interval contains 1 is no evidence: treated as no lift (1.0)
+        significant = m["lift_significant"].fillna(False).astype(bool).to_numpy()
+        conv = np.where(np.isnan(conv) | significant, conv, 1.0)
     out["value_lift"] = np.where(np.isnan(aov), conv, conv * aov)
     out["value"] = percentile_rank(out["value_lift"])
     flag(out["value_lift"].isna(), "no_orders")

@@ -1,19 +1,37 @@
-"""Topic labelling: class-based TF-IDF over jieba tokens, short labels and representative notes.
+"""Topic labelling: c-TF-IDF candidates re-ranked by meaning, coherence, representative notes.
 
-c-TF-IDF treats all notes of a topic as one document: ``W(t, c) = tf(t, c) / |c| * log(1 + A / f(t))``
-with ``A`` the mean token count per topic and ``f(t)`` the frequency of ``t`` across topics.
-Tokens come from :class:`miner.topics.segment.JiebaSegmenter`, so Chinese words and hashtags are kept
-(BERTopic's default vectorizer is English-only).
+1. **Candidates.** c-TF-IDF treats all notes of a topic as one document:
+   ``W(t, c) = tf(t, c) / |c| * log(1 + A / f(t))`` with ``A`` the mean token count per topic and
+   ``f(t)`` the frequency of ``t`` across topics. Tokens come from
+   :class:`miner.topics.segment.JiebaSegmenter`, so Chinese words and hashtags are kept (BERTopic's
+   default vectorizer is English-only). The ``n_candidates`` best terms, the topic's frequent
+   hashtags and its frequent bigrams (two adjacent tokens, e.g. 露营+装备) are the candidates; a
+   candidate must occur in at least ``min_topic_df`` of the topic's notes (one chatty note does not
+   name a topic).
+2. **Re-ranking (KeyBERT-style, with MMR).** With an ``embedder``, candidates are embedded once
+   (batched; through an :class:`~miner.topics.embed.EmbeddingCache` when given) and chosen by
+   maximal marginal relevance: relevance = ``1 − keyword_weight`` × the centred cosine of the word
+   to the topic centroid (both minus their mean, min-max scaled within the topic) +
+   ``keyword_weight`` × its c-TF-IDF weight ÷ the topic's best; each pick is penalised by
+   ``label_diversity`` × its largest cosine to the words already picked, so 穿搭·穿搭分享·搭配 does
+   not fill a label. The first ``n_label_words`` picks make the label and lead the keywords; the
+   other keywords follow the c-TF-IDF order (words common in the topic's notes, which keeps the
+   keyword set coherent). Without an embedder the c-TF-IDF order is kept.
+3. **Coherence.** ``coherence`` is the mean NPMI (Bouma 2009) of the pairs of the topic's keywords over
+   the corpus notes (document co-occurrence; a pair never seen together scores −1). A topic below
+   ``min_coherence`` is flagged ``is_mixed`` (混合话题): its keywords do not go together in notes.
 """
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn.base import BaseEstimator
 from sklearn.feature_extraction.text import CountVectorizer
 
-from miner.schema import OUTLIER
+from miner.schema import OUTLIER, split_tags  # noqa: F401  (OUTLIER: re-exported)
 
 NEAR_DUPLICATE = 0.97   # cosine above which two notes count as copies of each other
 
@@ -22,7 +40,7 @@ def _identity(tokens):
     return tokens
 
 
-class ClassTfidf:
+class ClassTfidf(BaseEstimator):
     """c-TF-IDF over pre-tokenised documents.
 
     Parameters
@@ -116,34 +134,187 @@ class TopicLabels:
     keywords: list[str]
     keyword_scores: list[float]
     representative_rows: list[int] = field(default_factory=list)
+    coherence: float = 0.0            # mean NPMI of the keyword pairs over the corpus notes, −1…1
+    is_mixed: bool = False            # coherence below the labeller's min_coherence: 混合话题
 
 
-class TopicLabeler:
-    """Label topics: c-TF-IDF keywords, a short Chinese label, representative notes.
+def doc_term_matrix(token_lists, vocabulary) -> sp.csc_matrix:
+    """Binary notes × terms matrix (1 = the note holds the term) over ``vocabulary``."""
+    index = {t: i for i, t in enumerate(vocabulary)}
+    rows, cols = [], []
+    for r, tokens in enumerate(token_lists):
+        for c in {index[t] for t in tokens if t in index}:
+            rows.append(r)
+            cols.append(c)
+    return sp.csc_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)),
+                         shape=(len(token_lists), len(vocabulary)))
+
+
+def npmi_coherence(words: list[str], doc_terms: sp.csc_matrix, term_index: dict) -> float:
+    """Mean NPMI of all pairs of ``words`` by document co-occurrence.
+
+    ``NPMI(a, b) = log(P(a,b) / (P(a) P(b))) / −log P(a,b)`` with probabilities = share of notes
+    holding the word(s); a pair never seen together scores −1, a word absent from the corpus
+    counts as never co-occurring. Fewer than two words → 0.
+    """
+    if len(words) < 2:
+        return 0.0
+    n = doc_terms.shape[0]
+    cols = [term_index.get(w) for w in words]
+    present = [c for c in cols if c is not None]
+    sub = doc_terms[:, present] if present else sp.csc_matrix((n, 0))
+    co = (sub.T @ sub).toarray()
+    df = np.diag(co)
+    pos = {c: i for i, c in enumerate(present)}
+    total, pairs = 0.0, 0
+    for i in range(len(cols)):
+        for j in range(i + 1, len(cols)):
+            pairs += 1
+            a, b = pos.get(cols[i]), pos.get(cols[j])
+            if a is None or b is None or co[a, b] == 0:
+                total -= 1.0
+                continue
+            p_ab = co[a, b] / n
+            if p_ab >= 1.0:
+                total += 1.0
+                continue
+            total += np.log(p_ab / (df[a] / n * df[b] / n)) / -np.log(p_ab)
+    return float(total / pairs)
+
+
+def mmr_order(relevance: np.ndarray, vectors: np.ndarray, n: int, diversity: float) -> list[int]:
+    """Indices of ``n`` items by maximal marginal relevance (vectors L2-normalised)."""
+    if len(relevance) == 0:
+        return []
+    chosen = [int(np.argmax(relevance))]
+    while len(chosen) < min(n, len(relevance)):
+        redundancy = (vectors @ vectors[chosen].T).max(axis=1)
+        score = (1 - diversity) * relevance - diversity * redundancy
+        score[chosen] = -np.inf
+        chosen.append(int(np.argmax(score)))
+    return chosen
+
+
+class TopicLabeler(BaseEstimator):
+    """Label topics: re-ranked keywords, a short Chinese label, coherence, representative notes.
+
+    Parameters
+    ----------
+    n_keywords, n_representatives : keywords and representative notes per topic.
+    min_df : c-TF-IDF vocabulary floor (notes). diversity : MMR weight for representative notes.
+    embedder : embeds candidate words for re-ranking (``encode(texts, kind=...)``); None = c-TF-IDF order.
+    word_cache : optional :class:`~miner.topics.embed.EmbeddingCache` for the candidate words.
+    n_candidates : c-TF-IDF terms per topic considered. min_topic_df : share of a topic's notes
+        (at least 2) a candidate must occur in. label_diversity : MMR weight for keywords.
+    keyword_weight : weight of the c-TF-IDF score in a candidate's relevance (0…1).
+    min_coherence : NPMI below which a topic is flagged ``is_mixed`` (混合话题).
+    n_label_words : words in the short label (picked by MMR; the rest of the keywords follow c-TF-IDF).
 
     Attributes
     ----------
-    labels_ : list[TopicLabels], one per topic id ≥ 0, in id order
+    topics_ : list[TopicLabels], one per topic id ≥ 0, in id order
     ctfidf_ : the fitted :class:`ClassTfidf`
     """
 
     def __init__(self, n_keywords: int = 10, n_representatives: int = 5, min_df: int = 2,
-                 diversity: float = 0.3):
+                 diversity: float = 0.3, embedder=None, word_cache=None, n_candidates: int = 30,
+                 min_topic_df: float = 0.02, label_diversity: float = 0.3, keyword_weight: float = 0.5,
+                 min_coherence: float = -0.8, n_label_words: int = 3):
         self.n_keywords = n_keywords
         self.n_representatives = n_representatives
         self.min_df = min_df
         self.diversity = diversity
+        self.embedder = embedder
+        self.word_cache = word_cache
+        self.n_candidates = n_candidates
+        self.min_topic_df = min_topic_df
+        self.label_diversity = label_diversity
+        self.keyword_weight = keyword_weight
+        self.min_coherence = min_coherence
+        self.n_label_words = n_label_words
 
-    def fit(self, token_lists, topic_ids, embeddings: np.ndarray, centroids: np.ndarray):
+    def fit(self, token_lists, topic_ids, embeddings: np.ndarray, centroids: np.ndarray, tags=None):
+        """Label each topic 0..len(centroids)−1; ``tags`` (hashtags per note) add candidates."""
+        if not 0 <= self.keyword_weight <= 1:
+            raise ValueError(f"keyword_weight must be in [0, 1], got {self.keyword_weight}")
         topic_ids = np.asarray(topic_ids)
+        token_lists = [list(t) for t in token_lists]
         self.ctfidf_ = ClassTfidf(min_df=self.min_df).fit(token_lists, topic_ids)
-        self.labels_ = []
-        for topic in range(len(centroids)):
-            terms = self.ctfidf_.top_terms(topic, self.n_keywords)
-            keywords = [t for t, _ in terms]
+        candidates = [self._candidates(token_lists, topic_ids, topic, tags) for topic in range(len(centroids))]
+        ranked = self._rerank(candidates, embeddings, centroids)
+        vocabulary = sorted({w for words in ranked for w, _ in words})
+        doc_terms = doc_term_matrix(self._with_bigrams(token_lists, vocabulary), vocabulary)
+        term_index = {t: i for i, t in enumerate(vocabulary)}
+        self.topics_ = []
+        for topic, words in enumerate(ranked):
+            keywords = [w for w, _ in words]
+            label = short_label(keywords)
             members = np.flatnonzero(topic_ids == topic)
             reps = representative_indices(embeddings, members, centroids[topic],
                                           self.n_representatives, self.diversity)
-            self.labels_.append(TopicLabels(topic, short_label(keywords), keywords,
-                                            [round(s, 6) for _, s in terms], reps))
+            coherence = round(npmi_coherence(keywords, doc_terms, term_index), 6)
+            self.topics_.append(TopicLabels(topic, label, keywords, [round(s, 6) for _, s in words], reps,
+                                            coherence, bool(coherence < self.min_coherence)))
         return self
+
+    # -- candidates ---------------------------------------------------------------------------------
+    def _candidates(self, token_lists, topic_ids, topic, tags) -> list[tuple[str, float]]:
+        """(word, c-TF-IDF weight or 0) of one topic, best c-TF-IDF first; frequent enough in the topic."""
+        members = np.flatnonzero(topic_ids == topic)
+        floor = max(2, int(np.ceil(self.min_topic_df * len(members))))
+        in_notes: Counter = Counter()
+        pairs: Counter = Counter()
+        for r in members:
+            toks = token_lists[r]
+            in_notes.update(set(toks))
+            pairs.update({a + b for a, b in zip(toks, toks[1:]) if a != b and not (a in b or b in a)})
+        terms = self.ctfidf_.top_terms(topic, max(self.n_candidates, self.n_keywords))
+        out = [(t, s) for t, s in terms if in_notes[t] >= floor]
+        if len(out) < self.n_keywords:      # small topics: fall back to the plain c-TF-IDF order
+            out += [(t, s) for t, s in terms if (t, s) not in out][: self.n_keywords - len(out)]
+        seen = {t for t, _ in out}
+        extra = [w for w, c in pairs.most_common(10) if c >= max(floor, 3)]
+        if tags is not None:
+            tag_count = Counter(t for r in members for t in set(split_tags(tags[r])))
+            extra += [t for t, c in tag_count.most_common(10) if c >= floor]
+        out += [(w, 0.0) for w in dict.fromkeys(extra) if w not in seen]
+        return out
+
+    @staticmethod
+    def _with_bigrams(token_lists, vocabulary):
+        """Token lists plus the joined bigrams that are in ``vocabulary`` (for co-occurrence)."""
+        vocab = set(vocabulary)
+        return [list(toks) + [a + b for a, b in zip(toks, toks[1:]) if a + b in vocab] for toks in token_lists]
+
+    # -- re-ranking -------------------------------------------------------------------------------------
+    def _rerank(self, candidates, embeddings, centroids) -> list[list[tuple[str, float]]]:
+        n = self.n_keywords
+        if self.embedder is None or not any(candidates):
+            return [[(w, s) for w, s in c if s > 0][:n] or c[:n] for c in candidates]
+        words = sorted({w for c in candidates for w, _ in c})
+        from miner.topics.embed import cached_encode
+        V = np.asarray(cached_encode(self.embedder, words, self.word_cache, kind="query"), dtype=np.float64)
+        V -= V.mean(axis=0)                         # centred: remove what every word shares
+        V /= np.maximum(np.linalg.norm(V, axis=1, keepdims=True), 1e-12)
+        row = {w: i for i, w in enumerate(words)}
+        mu = np.asarray(embeddings, dtype=np.float64).mean(axis=0)
+        out = []
+        for topic, cands in enumerate(candidates):
+            if not cands:
+                out.append([])
+                continue
+            c = np.asarray(centroids[topic], dtype=np.float64) - mu
+            c /= max(np.linalg.norm(c), 1e-12)
+            vecs = V[[row[w] for w, _ in cands]]
+            sem = vecs @ c
+            sem = (sem - sem.min()) / max(sem.max() - sem.min(), 1e-12)
+            kw = np.array([s for _, s in cands])
+            kw = kw / kw.max() if kw.max() > 0 else kw
+            relevance = (1 - self.keyword_weight) * sem + self.keyword_weight * kw
+            order = mmr_order(relevance, vecs, n, self.label_diversity)
+            label_words = short_label([cands[i][0] for i in order], self.n_label_words).split("·")
+            # keywords: the label's words first, then the c-TF-IDF order (which keeps them coherent)
+            score = dict(cands)
+            rest = [w for w, s in cands if s > 0 and w not in label_words]
+            out.append([(w, float(score.get(w, 0.0))) for w in (label_words + rest)[:n]])
+        return out

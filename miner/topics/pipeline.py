@@ -21,7 +21,7 @@ from miner.config import MinerConfig
 from miner.topics.label import TopicLabeler
 from miner.topics.index import VectorIndex
 from miner.topics.snapshot import Snapshot, save_snapshot
-from miner.topics.segment import JiebaSegmenter, note_text
+from miner.topics.segment import make_segmenter, note_text  # noqa: F401  (make_segmenter: re-exported)
 
 ProgressFn = Callable[[str, float], None]
 
@@ -64,19 +64,6 @@ def data_hash(notes: pd.DataFrame, texts: list[str]) -> str:
     return h.hexdigest()[:12]
 
 
-def make_segmenter(config: MinerConfig, n_jobs: int = -1) -> JiebaSegmenter:
-    return JiebaSegmenter(user_dict_paths=config.user_dict_paths,
-                          extra_stopwords=_read_extra_stopwords(config), n_jobs=n_jobs)
-
-
-def _read_extra_stopwords(config: MinerConfig) -> list[str]:
-    from miner.topics.segment import read_word_list
-    words: list[str] = []
-    for path in config.extra_stopword_paths:
-        words.extend(read_word_list(path))
-    return words
-
-
 def topic_centroids(embeddings: np.ndarray, labels: np.ndarray, n_topics: int) -> np.ndarray:
     """Normalised mean embedding of each topic's members (in the original embedding space)."""
     sums = np.zeros((n_topics, embeddings.shape[1]), np.float64)
@@ -98,7 +85,7 @@ def build_topics(config: MinerConfig, notes: pd.DataFrame, embedder=None, show_p
     texts = notes_texts(notes)
 
     report("分词 segmenting", 0.05)
-    tokens = make_segmenter(config).segment_many(texts, show_progress=show_progress)
+    tokens = make_segmenter(config, n_jobs=-1).segment_many(texts, show_progress=show_progress)
 
     report("向量化 embedding", 0.15)
     embedder = embedder or get_embedder(config)
@@ -115,16 +102,20 @@ def build_topics(config: MinerConfig, notes: pd.DataFrame, embedder=None, show_p
     centroids = topic_centroids(embeddings, labels, clusterer.n_topics_)
 
     report("标注 labelling", 0.85)
-    labeler = TopicLabeler(config.n_keywords, config.n_representatives).fit(tokens, labels, embeddings, centroids)
+    tags = notes[schema.TAGS].tolist() if schema.TAGS in notes else None
+    labeler = TopicLabeler(config.n_keywords, config.n_representatives, embedder=embedder,
+                           word_cache=cache).fit(tokens, labels, embeddings, centroids, tags=tags)
     note_ids = notes[schema.NOTE_ID].astype(str).to_numpy()
     sizes = np.bincount(labels[labels >= 0], minlength=clusterer.n_topics_)
     topics = pd.DataFrame({
-        schema.TOPIC_ID: [t.topic_id for t in labeler.labels_],
-        "label": [t.label for t in labeler.labels_],
-        "keywords": [t.keywords for t in labeler.labels_],
-        "keyword_scores": [t.keyword_scores for t in labeler.labels_],
+        schema.TOPIC_ID: [t.topic_id for t in labeler.topics_],
+        "label": [t.label for t in labeler.topics_],
+        "keywords": [t.keywords for t in labeler.topics_],
+        "keyword_scores": [t.keyword_scores for t in labeler.topics_],
         "size": sizes.astype(int),
-        "representative_note_ids": [[str(note_ids[r]) for r in t.representative_rows] for t in labeler.labels_],
+        "representative_note_ids": [[str(note_ids[r]) for r in t.representative_rows] for t in labeler.topics_],
+        "coherence": [t.coherence for t in labeler.topics_],
+        "is_mixed": [t.is_mixed for t in labeler.topics_],
     })
     assignments = pd.DataFrame({schema.NOTE_ID: note_ids, schema.TOPIC_ID: labels.astype(int),
                                 schema.SCORE: clusterer.scores_})

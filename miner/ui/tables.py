@@ -42,10 +42,23 @@ def _true(value) -> bool:
     return value is not None and not (isinstance(value, float) and np.isnan(value)) and bool(value)
 
 
-def overview_table(trends: pd.DataFrame, opp: pd.DataFrame, metrics: pd.DataFrame | None, k: int) -> pd.DataFrame:
-    """One row per topic in the filter: trend + opportunity (+ audience metrics when present)."""
+MIXED_ZH = "混合话题"
+
+
+def overview_table(trends: pd.DataFrame, opp: pd.DataFrame, metrics: pd.DataFrame | None, k: int,
+                   topics: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per topic in the filter: trend + opportunity (+ audience metrics when present).
+
+    Topics whose keywords do not hang together (``is_mixed``, low NPMI coherence) are marked
+    混合话题 and sorted last by :func:`sort_topics`.
+    """
     from miner.insights.opportunity import COMPONENT_NAMES_ZH, FLAG_NAMES_ZH
     out = trends.copy()
+    if topics is not None and "is_mixed" in topics:
+        mixed = topics.set_index(schema.TOPIC_ID)["is_mixed"].fillna(False).astype(bool)
+        out["is_mixed"] = out[schema.TOPIC_ID].map(mixed).fillna(False).astype(bool)
+    else:
+        out["is_mixed"] = False
     comps = [c for c in COMPONENT_NAMES_ZH if c in opp]
     out = out.merge(opp[[schema.TOPIC_ID, "score", "rank", *comps, "flags"]], on=schema.TOPIC_ID, how="left")
     if metrics is not None:
@@ -65,15 +78,19 @@ def overview_table(trends: pd.DataFrame, opp: pd.DataFrame, metrics: pd.DataFram
         return " · ".join(parts) + (f"（{'；'.join(flags)}）" if flags else "")
 
     out["why"] = out.apply(why, axis=1) if len(out) else pd.Series(dtype=object)
+    out.loc[out["is_mixed"], "why"] = MIXED_ZH + "（关键词不成主题，不建议作为选题）· " + out.loc[out["is_mixed"], "why"]
     return out.drop(columns=["flags"])
 
 
 def sort_topics(table: pd.DataFrame, column: str) -> pd.DataFrame:
-    """Best first; missing (suppressed / no data) values last."""
+    """Best first; missing (suppressed / no data) values last; mixed topics after all others."""
     if column not in table or table.empty:
         return table
-    return table.sort_values([column, schema.TOPIC_ID], ascending=[False, True], na_position="last",
-                             kind="stable").reset_index(drop=True)
+    mixed = table["is_mixed"] if "is_mixed" in table else pd.Series(False, index=table.index)
+    ordered = table.assign(_mixed=mixed.astype(bool))
+    ordered = ordered.sort_values([column, schema.TOPIC_ID], ascending=[False, True], na_position="last",
+                                  kind="stable")
+    return ordered.sort_values("_mixed", kind="stable").drop(columns="_mixed").reset_index(drop=True)
 
 
 def overview_column_config(k: int) -> dict:

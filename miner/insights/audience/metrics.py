@@ -84,9 +84,6 @@ TOPIC_METRICS_COLUMNS = {
     **{f"flow_lift_hi_{a}_{b}": "95% interval, upper end" for a, b in FLOW_PAIRS},
     **{f"flow_significant_{a}_{b}": "flow lift interval excludes 1" for a, b in FLOW_PAIRS},
     **{c: ORDER_COLUMNS[c] for c in _ORDER_KEEP},
-    "gmv": "deprecated alias of attributed_gmv (until the front ends switch)",
-    "orders": "deprecated alias of attributed_orders",
-    "conversion_lift": "deprecated alias of assoc_lift",
     "suppressed": "reach < k: reach metrics hidden (NaN); order rows: n_reached < k",
     "flow_suppressed": "any flow cell of the row hidden (a stage group or its movers < k)",
 }
@@ -164,8 +161,6 @@ def topic_metrics_table(con, assignments: pd.DataFrame, topics: pd.DataFrame | N
             out["roi"] = ratio(orders.set_index(["brand", TOPIC_ID])["paid_gmv"].reindex(
                 pd.MultiIndex.from_frame(out[["brand", TOPIC_ID]])).to_numpy(), out["spend"]).to_numpy()
             out.loc[out["orders_suppressed"].fillna(True).astype(bool).to_numpy(), "roi"] = np.nan
-        out["gmv"], out["orders"], out["conversion_lift"] = out["attributed_gmv"], out["attributed_orders"], \
-            out["assoc_lift"]
     if topics is not None:
         out = out.merge(topics[[TOPIC_ID, "label"]], on=TOPIC_ID, how="left")
         out.loc[out[TOPIC_ID] == UNATTRIBUTED, "label"] = "未归因 unattributed"

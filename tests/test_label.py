@@ -1,0 +1,140 @@
+import numpy as np
+import pytest
+
+from miner.topics.label import ClassTfidf, TopicLabeler, representative_indices, short_label
+
+
+def test_ctfidf_hand_computed():
+    docs = [["露营", "帐篷"], ["露营", "天幕"], ["洗发水", "露营"]]
+    labels = [0, 0, 1]
+    model = ClassTfidf(min_df=1).fit(docs, labels)
+    # class 0 tokens: 露营×2, 帐篷, 天幕 (4); class 1: 洗发水, 露营 (2); A = 3
+    # 露营 freq 3 → idf log(2); 帐篷 freq 1 → idf log(4)
+    top0 = dict(model.top_terms(0, 5))
+    assert np.isclose(top0["露营"], 2 / 4 * np.log(1 + 3 / 3))
+    assert np.isclose(top0["帐篷"], 1 / 4 * np.log(1 + 3 / 1))
+    assert model.top_terms(1, 1)[0][0] == "洗发水"
+
+
+def test_keywords_of_real_categories(reviews_4cats, review_vectors):
+    tokens, X = review_vectors
+    cats = reviews_4cats["cat"].astype("category")
+    labels = cats.cat.codes.to_numpy()
+    model = ClassTfidf().fit(tokens, labels)
+    top = {c: [t for t, _ in model.top_terms(i, 10)] for i, c in enumerate(cats.cat.categories)}
+    assert "酒店" in top["酒店"] or "房间" in top["酒店"]
+    assert "洗发水" in top["洗发水"] or "头发" in top["洗发水"]
+    assert "手机" in top["手机"]
+
+
+def test_short_label_skips_contained_keywords():
+    assert short_label(["露营", "露营装备", "天幕", "平价"]) == "露营·天幕·平价"
+    assert short_label([]) == "未命名话题"
+
+
+def test_representatives_are_members_near_centroid_and_diverse():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(50, 8)).astype(np.float32)
+    X[1] = X[0]   # a duplicate of the most central note must not be picked twice
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    centroid = X[0].copy()
+    members = np.arange(0, 50, 2)   # only even rows are members... plus the duplicate at row 1 is not
+    members = np.append(members, 1)
+    reps = representative_indices(X, members, centroid, n=4, diversity=0.5)
+    assert reps[0] in (0, 1)
+    assert not {0, 1} <= set(reps)
+    assert set(reps) <= set(members.tolist())
+
+
+def test_labeler_produces_one_entry_per_topic(review_vectors):
+    tokens, X = review_vectors
+    X = X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-9)
+    labels = np.repeat([0, 1, 2, 3], 60)
+    labels[:5] = -1
+    centroids = np.stack([X[labels == t].mean(0) for t in range(4)])
+    centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
+    lab = TopicLabeler(n_keywords=5, n_representatives=3).fit(tokens, labels, X, centroids)
+    assert [t.topic_id for t in lab.topics_] == [0, 1, 2, 3]
+    for t in lab.topics_:
+        assert len(t.keywords) == 5 and t.label
+        assert all(labels[r] == t.topic_id for r in t.representative_rows)
+
+
+# ---- coherence and re-ranking ------------------------------------------------------------------------
+def test_npmi_hand_computed():
+    from miner.topics.label import doc_term_matrix, npmi_coherence
+    docs = [["a", "b"], ["a", "b"], ["a", "c"], ["d"]]
+    vocab = ["a", "b", "c", "d"]
+    X = doc_term_matrix(docs, vocab)
+    index = {t: i for i, t in enumerate(vocab)}
+    ab = np.log(0.5 / (0.75 * 0.5)) / -np.log(0.5)        # P(a)=3/4, P(b)=1/2, P(ab)=1/2
+    ac = np.log(0.25 / (0.75 * 0.25)) / -np.log(0.25)     # P(c)=1/4, P(ac)=1/4
+    assert npmi_coherence(["a", "b"], X, index) == pytest.approx(ab)
+    assert npmi_coherence(["a", "b", "c"], X, index) == pytest.approx((ab + ac - 1.0) / 3)   # b, c never meet
+    assert npmi_coherence(["a", "zzz"], X, index) == -1.0                                    # unseen word
+    assert npmi_coherence(["a"], X, index) == 0.0
+
+
+class WordEmbedder:
+    """Fixed vectors per word: 穿搭 and 搭配 are the same direction (near-synonyms)."""
+
+    model_id = "words"
+    dim = 3
+    VECS = {"穿搭": [1, 0, 0], "搭配": [1, 0, 0], "外套": [0.8, 0, 0.6], "平价": [0, 0, 1],
+            "露营": [0, 1, 0], "帐篷": [0, 0.9, 0.44], "天幕": [0, 0.8, 0.6]}
+
+    def __init__(self):
+        self.seen = []
+
+    def encode(self, texts, kind="passage", show_progress=None):
+        self.seen.append(list(texts))
+        v = np.array([self.VECS.get(t, [0.3, 0.3, 0.3]) for t in texts], dtype=np.float32)
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def _fashion_and_camping():
+    tokens = ([["穿搭", "搭配", "外套"]] * 4 + [["穿搭", "搭配", "平价"]] * 2
+              + [["露营", "帐篷", "天幕"]] * 4 + [["露营", "帐篷"]] * 2)
+    topics = np.array([0] * 6 + [1] * 6)
+    X = np.array([[1, 0, 0.1]] * 6 + [[0, 1, 0.1]] * 6, dtype=np.float32)
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    C = np.stack([X[topics == t].mean(0) for t in (0, 1)])
+    return tokens, topics, X, C / np.linalg.norm(C, axis=1, keepdims=True)
+
+
+def test_mmr_rerank_skips_near_synonyms_and_embeds_each_word_once():
+    tokens, topics, X, C = _fashion_and_camping()
+    plain = TopicLabeler(n_keywords=3, n_representatives=1).fit(tokens, topics, X, C)
+    assert set(plain.topics_[0].keywords[:2]) == {"穿搭", "搭配"}       # c-TF-IDF order: both synonyms
+    emb = WordEmbedder()
+    lab = TopicLabeler(n_keywords=3, n_representatives=1, embedder=emb, label_diversity=0.5).fit(tokens, topics, X, C)
+    first = lab.topics_[0]
+    assert first.keywords[0] in ("穿搭", "搭配")
+    assert not {"穿搭", "搭配"} <= set(first.keywords[:2])              # the synonym waits its turn
+    assert first.label.split("·")[:2] == first.keywords[:2]
+    assert len(emb.seen) == 1 and len(emb.seen[0]) == len(set(emb.seen[0]))   # one batch, unique words
+
+
+def test_coherence_flags_a_mixed_topic():
+    # topic 0: its words always meet; topic 1: two unrelated halves glued together
+    tokens = [["猫粮", "猫砂"]] * 5 + [["基金", "股票"]] * 3 + [["手游", "抽卡"]] * 3
+    topics = np.array([0] * 5 + [1] * 6)
+    X = np.eye(3, dtype=np.float32)[[0] * 5 + [1] * 3 + [2] * 3]
+    C = np.stack([X[topics == t].mean(0) for t in (0, 1)])
+    C /= np.linalg.norm(C, axis=1, keepdims=True)
+    lab = TopicLabeler(n_keywords=4, n_representatives=1, min_df=1, min_coherence=-0.2).fit(tokens, topics, X, C)
+    coherent, mixed = lab.topics_
+    assert coherent.coherence == pytest.approx(1.0) and not coherent.is_mixed
+    assert mixed.coherence < -0.2 and mixed.is_mixed
+
+
+def test_labeler_params_clone_and_fitted_attributes():
+    from sklearn.base import clone
+    lab = TopicLabeler(n_keywords=4, label_diversity=0.2, min_coherence=-0.7)
+    assert not [a for a in vars(lab) if a.endswith("_")]
+    copy = clone(lab)
+    assert copy.get_params() == lab.get_params() and copy.get_params()["min_coherence"] == -0.7
+    tokens, topics, X, C = _fashion_and_camping()
+    assert lab.fit(tokens, topics, X, C) is lab and len(lab.topics_) == 2
+    with pytest.raises(ValueError, match="keyword_weight"):
+        TopicLabeler(keyword_weight=2).fit(tokens, topics, X, C)
