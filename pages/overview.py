@@ -17,10 +17,10 @@ opp = loaders.opportunity_table(ctx.source, f.start, f.end, f.category, f.segmen
 metrics = loaders.segment_metrics(ctx.source, f.segment, f.start, f.end)
 table = tables.overview_table(trends, opp, metrics, ctx.k, topics=ctx.snapshot.topics)
 
-notes = loaders.filtered_notes(ctx.source, f.start, f.end, f.category)
+n_notes = loaders.note_count(ctx.source, f.start, f.end, f.category)
 rising = int(table["stage"].isin(["emerging", "rising"]).sum()) if len(table) else 0
 c1, c2, c3, c4 = st.columns(4)
-c1.metric("笔记数", f"{len(notes):,}")
+c1.metric("笔记数", f"{n_notes:,}")
 c2.metric("话题数", f"{len(table):,}")
 c3.metric("上升/新兴话题", f"{rising:,}")
 c4.metric("目标人群", w.segment_label(f.segment))

@@ -61,10 +61,8 @@ with left:
         "权重": st.column_config.ProgressColumn(min_value=0.0, max_value=float(kw["权重"].max() or 1), format="%.3f")})
 with right:
     st.markdown("#### 代表笔记")
-    notes = loaders.notes_table(ctx.source).set_index(schema.NOTE_ID)
-    for note_id in list(topic["representative_note_ids"])[:5]:
-        if note_id in notes.index:
-            w.note_card(notes.loc[note_id])
+    for _, note in loaders.notes_by_id(ctx.source, list(topic["representative_note_ids"])[:5]).iterrows():
+        w.note_card(note)
 
 st.markdown(f"#### 人群 · {w.md_escape(w.segment_label(segment))}")
 st.caption(f"隐私保护：少于 {ctx.k} 人的单元格显示为「{tables.SUPPRESSED_ZH.format(k=ctx.k)}」，不显示小数字")

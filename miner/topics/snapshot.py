@@ -10,6 +10,8 @@ Folder contents (no pickle anywhere; loading refuses pickled arrays):
 ``assignments.parquet``      note_id → topic_id (−1 outlier), score
 ``embeddings.npy``           float32 (n_notes, d), L2-normalised, row i ↔ notes row i
 ``centroids.npy``            float32 (n_topics, d): normalised mean embedding per topic
+``topic_daily.parquet``      topic × local day × category counts and engagement
+                             (``miner.topics.aggregates``; computed on load when absent)
 ``cluster_*.npy``            the clusterer's arrays: centroids (whitened space), centring vector,
                              whitening projection, training notes for neighbourhood smoothing
 ``notes.faiss``/``.json``    note index (row i ↔ notes row i)
@@ -35,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from miner.atomic import write_json_atomic, write_text_atomic
+from miner.topics.aggregates import AGGREGATES_FILE, daily_aggregates
 from miner.topics.cluster import TopicClusterer
 from miner.config import MinerConfig
 from miner.topics.index import VectorIndex
@@ -95,6 +98,7 @@ def save_snapshot(snapshots_dir: Path, run_id: str, meta: dict, notes: pd.DataFr
         notes.to_parquet(tmp / "notes.parquet", index=False)
         topics.to_parquet(tmp / "topics.parquet", index=False)
         assignments.to_parquet(tmp / "assignments.parquet", index=False)
+        daily_aggregates(notes, assignments).to_parquet(tmp / AGGREGATES_FILE, index=False)
         np.save(tmp / "embeddings.npy", np.ascontiguousarray(embeddings, dtype=np.float32))
         np.save(tmp / "centroids.npy", np.ascontiguousarray(centroids, dtype=np.float32))
         for name, arr in cluster_arrays.items():

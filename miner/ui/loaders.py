@@ -2,8 +2,10 @@
 
 * ``st.cache_resource`` — the loaded snapshot, the embedder and the searcher: large, read-only,
   shared by every session.
-* ``st.cache_data`` — DataFrames derived from them (trend scores, audience metrics, the topic map);
-  each caller gets its own copy, so a page may mutate what it receives.
+  The notes table and the build-time daily aggregates are resources too (read-only: a
+  cache_data hit pickles its value, which costs seconds for a million notes with their text).
+* ``st.cache_data`` — small DataFrames derived from them (trend scores, audience metrics, the
+  topic map, counts); each caller gets its own copy, so a page may mutate what it receives.
 
 Every cached function is keyed by a :class:`Source` — the serving snapshot plus a stamp of the
 workspace database — so a rebuild (new ``run_id``) or an ingest (new stamp) is picked up on the
@@ -144,9 +146,13 @@ def marketing_nodes(years: tuple[int, ...]):
 
 
 # ---- tables ----------------------------------------------------------------------------------------
-@st.cache_data(max_entries=4, show_spinner=False)
+@st.cache_resource(max_entries=2, show_spinner=False)
 def notes_table(source: Source) -> pd.DataFrame:
-    """The snapshot's notes with topic, label, local publish time and total engagement."""
+    """The snapshot's notes with topic, label, local publish time and total engagement.
+
+    A shared resource (no copy per call: at a million notes a cache_data hit would pickle the
+    whole frame): callers must not mutate it; derive a new frame instead.
+    """
     notes = snapshot(source).notes_with_topics().drop(columns=["tokens"], errors="ignore")
     published = pd.to_datetime(notes[schema.PUBLISHED_AT])
     if published.dt.tz is None:
@@ -157,10 +163,23 @@ def notes_table(source: Source) -> pd.DataFrame:
     return notes
 
 
-@st.cache_data(max_entries=8, show_spinner=False)
+@st.cache_resource(max_entries=2, show_spinner=False)
+def _note_positions(source: Source) -> pd.Index:
+    return pd.Index(notes_table(source)[schema.NOTE_ID])
+
+
+def notes_by_id(source: Source, note_ids) -> pd.DataFrame:
+    """The rows of :func:`notes_table` for ``note_ids`` (in that order; unknown ids left out)."""
+    rows = _note_positions(source).get_indexer(list(note_ids))
+    return notes_table(source).iloc[rows[rows >= 0]]
+
+
 def filtered_notes(source: Source, start: dt.date | None, end: dt.date | None,
                    category: str | None) -> pd.DataFrame:
+    """:func:`notes_table` rows in the filter (not cached: only cached tables call it)."""
     notes = notes_table(source)
+    if start is None and end is None and not category:
+        return notes
     day = notes[schema.PUBLISHED_AT].dt.date
     keep = pd.Series(True, index=notes.index)
     if start is not None:
@@ -170,6 +189,33 @@ def filtered_notes(source: Source, start: dt.date | None, end: dt.date | None,
     if category and schema.CATEGORY in notes:
         keep &= notes[schema.CATEGORY] == category
     return notes[keep].reset_index(drop=True)
+
+
+@st.cache_resource(max_entries=2, show_spinner=False)
+def aggregates(source: Source) -> pd.DataFrame:
+    """Topic × day × category counts stored with the snapshot (:mod:`miner.topics.aggregates`)."""
+    from miner.topics.aggregates import snapshot_aggregates
+    return snapshot_aggregates(snapshot(source))
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def date_range(source: Source) -> tuple[dt.date, dt.date]:
+    """First and last local publish day of the snapshot's notes."""
+    days = aggregates(source)["day"]
+    return days.min().date(), days.max().date()
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def categories(source: Source) -> list[str]:
+    from miner.topics.aggregates import NO_CATEGORY
+    return sorted(c for c in aggregates(source)[schema.CATEGORY].unique() if c != NO_CATEGORY)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def note_count(source: Source, start: dt.date | None, end: dt.date | None, category: str | None) -> int:
+    """How many notes the filter keeps (outliers included)."""
+    from miner.topics.aggregates import filter_aggregates
+    return int(filter_aggregates(aggregates(source), start, end, category)["notes"].sum())
 
 
 @st.cache_data(max_entries=16, show_spinner="计算趋势 Scoring trends…")
@@ -205,10 +251,10 @@ def opportunity_table(source: Source, start: dt.date | None, end: dt.date | None
 
 
 @st.cache_data(max_entries=4, show_spinner=False)
-def topic_series(source: Source, freq: str = "D") -> pd.DataFrame:
-    from miner.insights.trends import topic_time_series
-    snap = snapshot(source)
-    return topic_time_series(notes_table(source), snap.assignments, freq=freq)
+def topic_series(source: Source) -> pd.DataFrame:
+    """Daily series of every topic (:func:`miner.topics.aggregates.daily_series`)."""
+    from miner.topics.aggregates import daily_series
+    return daily_series(aggregates(source))
 
 
 @st.cache_data(max_entries=4, show_spinner=False)

@@ -166,8 +166,7 @@ class Filters:
 
 
 def data_date_range(ctx: PageContext) -> tuple[dt.date, dt.date]:
-    days = loaders.notes_table(ctx.source)[schema.PUBLISHED_AT].dt.date
-    return days.min(), days.max()
+    return loaders.date_range(ctx.source)
 
 
 def nodes_in_range(lo: dt.date, hi: dt.date) -> list:
@@ -202,8 +201,7 @@ def segment_picker(key: str, label: str = "目标人群") -> str | None:
 def filter_bar(ctx: PageContext, prefix: str) -> Filters:
     """Date range, category, target segment and marketing-node filters (keys ``<prefix>.*``)."""
     lo, hi = data_date_range(ctx)
-    notes = loaders.notes_table(ctx.source)
-    categories = sorted(notes[schema.CATEGORY].dropna().unique()) if schema.CATEGORY in notes else []
+    categories = loaders.categories(ctx.source)
     keep_valid(f"{prefix}.category", [ALL, *categories], ALL)
     dates_key = f"{prefix}.dates"
     current = st.session_state.get(dates_key)
