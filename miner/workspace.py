@@ -251,6 +251,18 @@ class Workspace:
                                       on_progress=on_progress)
         return outcome
 
+    def update(self, input_path=None, embedder=None, show_progress: bool = False) -> BuildOutcome:
+        """Daily update without a rebuild: ingest ``input_path`` (if given), then add every stored
+        note the serving snapshot lacks to the existing topics (only those are embedded), refresh
+        the counts of the others, and give persistent dense groups of new notes an emerging id
+        (:func:`miner.topics.update.update_topics`)."""
+        from miner.topics.update import update_topics
+        outcome = BuildOutcome()
+        if input_path:
+            outcome.ingests.append(self.ingest(input_path, "notes"))
+        outcome.result = update_topics(self.config, self.notes(), embedder=embedder, show_progress=show_progress)
+        return outcome
+
     def prepare(self, on_progress: ProgressFn | None = None, embedder=None) -> list[str]:
         """First start: build what is missing (notes → snapshot → simulated demo audiences)."""
         report = on_progress or (lambda stage, frac: None)

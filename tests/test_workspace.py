@@ -253,3 +253,18 @@ def test_demo_workspace_gets_simulated_tables_and_planner_views(demo_workspace, 
     assert "口碑激发" in capsys.readouterr().out
     assert main(["--config", str(config_file), "tgi", str(topic)]) == 0
     assert "TGI" in capsys.readouterr().out
+
+
+def test_cli_update_adds_new_notes_without_a_rebuild(built, config, reviews_4cats, tmp_path, capsys):
+    before = built.snapshot()
+    extra = pd.DataFrame({"note_id": ["new1", "new2"], "title": "", "body": reviews_4cats["review"].iloc[:2],
+                          "published_at": "2023-09-12 10:00", "likes": 3})
+    extra_path = tmp_path / "extra.csv"
+    extra.to_csv(extra_path, index=False)
+    config_file = tmp_path / "config.json"
+    config_file.write_text(pd.Series(config.to_json_dict()).to_json(force_ascii=False), encoding="utf-8")
+    assert main(["--config", str(config_file), "update", "--input", str(extra_path)]) == 0
+    after = built.snapshot()
+    assert after.run_id != before.run_id and len(after.notes) == len(before.notes) + 2
+    kept = after.assignments.set_index("note_id").loc[before.assignments["note_id"], "topic_id"]
+    assert (kept.to_numpy() == before.assignments["topic_id"].to_numpy()).all()   # old notes keep their topic

@@ -24,6 +24,10 @@ def register(sub) -> None:
     p.add_argument("--limit", type=int, help="use only the first N notes (quick trials)")
     p.set_defaults(handler=cmd_build)
 
+    p = sub.add_parser("update", help="增量更新 add new notes to the existing topics (no rebuild; emerging topics)")
+    p.add_argument("--input", help="ingest this notes file first")
+    p.set_defaults(handler=cmd_update)
+
     p = sub.add_parser("topics", help="查看话题 list the topics of a snapshot")
     p.add_argument("--run", help="snapshot run id (default latest)")
     p.add_argument("--top", type=int, default=30)
@@ -53,6 +57,13 @@ def cmd_build(args, config: MinerConfig) -> int:
     config = config.with_overrides(n_topics=args.n_topics, outlier_share=args.outlier_share,
                                    embedding_model=args.model, seed=args.seed)
     outcome = Workspace.open(config).build(input_path=args.input, demo=args.demo, limit=args.limit, show_progress=True)
+    for line in outcome.lines():
+        print(line)
+    return 0
+
+
+def cmd_update(args, config: MinerConfig) -> int:
+    outcome = Workspace.open(config).update(input_path=args.input, show_progress=True)
     for line in outcome.lines():
         print(line)
     return 0
