@@ -3,7 +3,7 @@
 A router only. Signed out (when accounts or MINER_APP_PASSWORD are configured), every page's URL
 is registered to the sign-in form, so no page script runs; signed in, the real pages. Each page
 also runs the guard itself (widgets.page_setup), which covers Streamlit serving pages/*.py
-directly and AppTest.from_file. See miner/ui/auth.py and docs/access.md.
+directly and AppTest.from_file. See miner/ui/auth.py and the README (Accounts and roles).
 """
 from pathlib import Path
 
