@@ -14,6 +14,7 @@ from sklearn.base import clone
 
 from miner.topics.cluster import TopicClusterer
 from miner.topics.index import VectorIndex
+from miner.topics.label import ClassTfidf, TopicLabeler
 
 
 def _fit_clusterer(est, tokens, vecs):
@@ -34,8 +35,27 @@ def _roundtrip_index(est, tmp_path):
     return VectorIndex.load(tmp_path / "i.faiss")
 
 
+def _fit_labeler(est, tokens, vecs):
+    labels = TopicClusterer(min_topic_size=10, seed=3).fit(vecs).labels_
+    from miner.topics.pipeline import topic_centroids
+    return est.fit(tokens, labels, vecs, topic_centroids(vecs, labels, int(labels.max()) + 1))
+
+
+def _fit_ctfidf(est, tokens, vecs):
+    return est.fit(tokens, np.arange(len(tokens)) % 4)
+
+
+def _roundtrip_params(est, tmp_path):
+    """Stages whose state lives in the snapshot tables rebuild from their params (JSON)."""
+    import json
+    return type(est)(**json.loads(json.dumps(est.get_params())))
+
+
 # (estimator with non-default arguments, fit, save+load)
 STAGES = {
+    "TopicLabeler": (lambda: TopicLabeler(n_keywords=7, n_representatives=3, min_coherence=-0.7),
+                     _fit_labeler, _roundtrip_params),
+    "ClassTfidf": (lambda: ClassTfidf(min_df=1, bm25_weighting=True), _fit_ctfidf, _roundtrip_params),
     "TopicClusterer": (lambda: TopicClusterer(min_topic_size=10, n_neighbors=7, seed=3, n_init=2),
                        _fit_clusterer, _roundtrip_clusterer),
     "VectorIndex": (lambda: VectorIndex(nprobe=16, flat_threshold=50, seed=7), _fit_index, _roundtrip_index),
