@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from miner.cli.render import clean, number
+from miner.cli.render import add_view_args, clean, number
 from miner.cli.render import table as table_text
 from miner.config import MinerConfig
 from miner.workspace import Workspace
@@ -13,16 +13,13 @@ def register(sub) -> None:
     """Add this module's subcommands (each sets ``handler=fn(args, config)``)."""
     p = sub.add_parser("trends", help="话题趋势 lifecycle stage, growth, burst and the next marketing node")
     p.add_argument("--freq", choices=["D", "W"], default="D", help="day (D, default) or week (W) periods")
-    p.add_argument("--top", type=int, default=20, help="rows to show (default 20)")
     p.add_argument("--today", help="planning date for the next node, YYYY-MM-DD (default today)")
-    p.add_argument("--run", help="snapshot run id (default latest)")
+    add_view_args(p)
     p.set_defaults(handler=cmd_trends)
 
     p = sub.add_parser("opportunity", help="选题机会 rank topics for a target segment and node")
-    p.add_argument("--segment", help="target audience, e.g. gender=F,age_band=18-24")
     p.add_argument("--node", help="marketing node, e.g. 双11 (adds the timing component)")
-    p.add_argument("--top", type=int, default=20)
-    p.add_argument("--run", help="snapshot run id (default latest)")
+    add_view_args(p, segment="target audience, e.g. gender=F,age_band=18-24")
     p.set_defaults(handler=cmd_opportunity)
 
     p = sub.add_parser("brief", help="选题简报 content brief for one topic")

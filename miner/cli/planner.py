@@ -1,7 +1,7 @@
 """CLI: scorecard (极光-style four quadrants per topic) and tgi (人群纠偏: which audiences over-index)."""
 from __future__ import annotations
 
-from miner.cli.render import clean, number
+from miner.cli.render import add_view_args, clean, number
 from miner.cli.render import table as table_text
 from miner.config import MinerConfig
 from miner.workspace import Workspace
@@ -9,15 +9,12 @@ from miner.workspace import Workspace
 
 def register(sub) -> None:
     p = sub.add_parser("scorecard", help="极光指标 four-quadrant scorecard per topic (percentiles among topics)")
-    p.add_argument("--segment", help="target audience for 人群渗透, e.g. gender=F,age_band=25-34")
-    p.add_argument("--top", type=int, default=20)
-    p.add_argument("--run", help="snapshot run id (default latest)")
+    add_view_args(p, segment="target audience for 人群渗透, e.g. gender=F,age_band=25-34")
     p.set_defaults(handler=cmd_scorecard)
 
     p = sub.add_parser("tgi", help="人群纠偏 audience cells ranked by TGI for one topic")
     p.add_argument("topic_id", type=int)
-    p.add_argument("--top", type=int, default=10)
-    p.add_argument("--run", help="snapshot run id (default latest)")
+    add_view_args(p, top=10)
     p.set_defaults(handler=cmd_tgi)
 
 

@@ -12,6 +12,15 @@ import unicodedata
 _CONTROL = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
+def add_view_args(parser, top: int | None = 20, segment: str | None = None) -> None:
+    """The options every snapshot view shares: ``--run``, and ``--top`` / ``--segment`` when given."""
+    if segment is not None:
+        parser.add_argument("--segment", help=segment)
+    if top is not None:
+        parser.add_argument("--top", type=int, default=top, help=f"rows to show (default {top})")
+    parser.add_argument("--run", help="snapshot run id (default latest)")
+
+
 def clean(text) -> str:
     """Text safe to print: ANSI escapes and control characters removed, newlines as spaces."""
     return _CONTROL.sub("", "" if text is None else str(text)).replace("\n", " ").replace("\t", " ")
