@@ -81,7 +81,7 @@ def test_creator_search(page, app_url, shot):
     box = page.locator('[data-testid="stTextInput"] input').first
     box.fill("手机 拍照")
     box.press("Enter")
-    page.get_by_text(re.compile(r"找到 \d+ 个选题方向")).wait_for()
+    page.get_by_text(re.compile(r"找到 \d+ 个强匹配选题方向|以下是最接近的 \d+ 个话题")).wait_for()
     wait_idle(page)
     assert_no_exception(page)
     expect(page.get_by_text("推荐理由", exact=False).first).to_be_visible()
