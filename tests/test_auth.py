@@ -1,4 +1,4 @@
-"""Accounts, roles, attempt limiting and the sign-in guard on every page (miner/ui/accounts.py, auth.py).
+"""Accounts, roles, attempt limiting and the sign-in guard on every page (miner/accounts.py, miner/ui/auth.py).
 
 Signed-out tests need no workspace (nothing past the guard may run; they check that the workspace
 folder is never even created). Role tests use the small payload workspace from conftest.py.
@@ -14,8 +14,8 @@ import yaml
 from streamlit.testing.v1 import AppTest
 
 from miner.topics.snapshot import latest_run_id
-from miner.ui import accounts
-from miner.ui.accounts import AttemptLimiter, AuthConfigError
+from miner import accounts
+from miner.accounts import AttemptLimiter, AuthConfigError
 
 REPO = Path(__file__).resolve().parent.parent
 PAGES = ["pages/overview.py", "pages/topic_detail.py", "pages/search.py", "pages/brief.py", "pages/data.py"]
@@ -144,11 +144,12 @@ def test_check_password_edge_cases(accounts_file):
 def test_cli_add_user(tmp_path, monkeypatch, capsys):
     path = tmp_path / "cli" / "auth.yaml"
     monkeypatch.setattr("sys.stdin", io.StringIO("cli-password-1\n"))
-    assert accounts.main(["add", "carol", "--role", "editor", "--file", str(path), "--password-stdin"]) == 0
+    from miner.cli import main
+    assert main(["user", "add", "carol", "--role", "editor", "--file", str(path), "--password-stdin"]) == 0
     assert "carol" in capsys.readouterr().out
     assert accounts.load_accounts(path)["carol"].verify("cli-password-1")
     monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
-    assert accounts.main(["add", "dan", "--file", str(path), "--password-stdin"]) == 2
+    assert main(["user", "add", "dan", "--file", str(path), "--password-stdin"]) == 2
     assert "too short" in capsys.readouterr().err
 
 

@@ -107,7 +107,7 @@ def shown_literally(texts: list[str], payloads) -> set[str]:
 @pytest.fixture
 def payload_user(payload_workspace, payloads, tmp_path, monkeypatch):
     """Signed in as an editor whose display name is a payload too."""
-    from miner.ui import accounts
+    from miner import accounts
     path = tmp_path / "auth.yaml"
     accounts.add_user(path, "eve", "eve-password", "editor", name=payloads[2])
     monkeypatch.setenv("MINER_AUTH_FILE", str(path))

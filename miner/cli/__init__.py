@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "miner.cli.audience",   # audience, metrics, simulate
     "miner.cli.insight",    # trends, opportunity, brief, search
     "miner.cli.planner",    # scorecard, tgi
+    "miner.cli.accounts",   # user add
 )
 EXIT_USAGE = 2
 EXIT_BUSY = 75                # EX_TEMPFAIL: the workspace is locked by another process; retry

@@ -1,4 +1,4 @@
-"""Sign-in, roles and the page guard. Accounts and hashing live in :mod:`miner.ui.accounts`.
+"""Sign-in, roles and the page guard. Accounts and hashing live in :mod:`miner.accounts`.
 
 Two layers, so no URL renders workspace content signed out:
 
@@ -24,8 +24,8 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from miner.ui.accounts import (SINGLE_USER, Account, AttemptLimiter, AuthConfigError, check_password,
-                               configured_accounts, normalize_username)
+from miner.accounts import (SINGLE_USER, Account, AttemptLimiter, AuthConfigError, check_password,
+                            configured_accounts, normalize_username)
 
 SESSION_USER = "auth.user"
 ROLE_ZH = {"editor": "编辑者 editor", "viewer": "只读 viewer"}

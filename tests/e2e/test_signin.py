@@ -25,7 +25,7 @@ PAGE_CONTENT = ["当前服务的快照", "上传数据", "重建话题", "趋势
 
 @pytest.fixture(scope="module")
 def accounts_url(e2e_workspace, streamlit_server, tmp_path_factory):
-    from miner.ui import accounts
+    from miner import accounts
     path = tmp_path_factory.mktemp("e2e-auth") / "auth.yaml"
     accounts.add_user(path, VIEWER[0], VIEWER[1], "viewer", name="Vera 只读")
     accounts.add_user(path, EDITOR[0], EDITOR[1], "editor", name="Eddie 编辑")

@@ -20,20 +20,17 @@ Where accounts come from (first match wins; none = the app is open, for local us
 
 Add a user (asks for the password twice; writes the file owner-only, 0600)::
 
-    python -m miner.ui.accounts add alice --role editor
+    python -m miner user add alice --role editor
 
 If ``MINER_AUTH_FILE`` names a file that is missing or broken, :func:`configured_accounts` raises
 :class:`AuthConfigError` and the app refuses everyone (fail closed), never falls back to open.
 """
 from __future__ import annotations
 
-import argparse
 import functools
-import getpass
 import hmac
 import os
 import re
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -132,7 +129,7 @@ def load_accounts(path: str | os.PathLike) -> dict[str, Account]:
         hashed = str(entry["password"])
         if not hashed.startswith(("$2a$", "$2b$", "$2y$")):
             raise AuthConfigError(f"{where}: 'password' is not a bcrypt hash; "
-                                  f"set it with `python -m miner.ui.accounts add {username}`")
+                                  f"set it with `python -m miner user add {username}`")
         roles = entry.get("roles") or ([entry["role"]] if entry.get("role") else [VIEWER])
         unknown = set(map(str, roles)) - set(ROLES)
         if unknown:
@@ -157,7 +154,7 @@ def configured_accounts(secrets_password: str | None = None) -> dict[str, Accoun
         accounts.setdefault(SINGLE_USER, Account(SINGLE_USER, SINGLE_USER, EDITOR, env_password=password))
     if not accounts:
         if explicit or path.exists():
-            raise AuthConfigError(f"{path}: no users; add one with `python -m miner.ui.accounts add NAME`")
+            raise AuthConfigError(f"{path}: no users; add one with `python -m miner user add NAME`")
         return None
     return accounts
 
@@ -244,35 +241,3 @@ class AttemptLimiter:
             oldest = sorted(self._failures, key=lambda k: self._failures[k][-1])
             for key in oldest[: len(oldest) // 2]:
                 del self._failures[key]
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m miner.ui.accounts",
-                                     description="Manage the app's accounts file (bcrypt hashes).")
-    sub = parser.add_subparsers(dest="command", required=True)
-    add = sub.add_parser("add", help="add or update a user (asks for the password)")
-    add.add_argument("username")
-    add.add_argument("--role", choices=ROLES, default=VIEWER)
-    add.add_argument("--name", help="display name")
-    add.add_argument("--file", help=f"accounts file (default ${ENV_FILE} or {DEFAULT_FILE})")
-    add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
-    args = parser.parse_args(argv)
-    path = Path(args.file).expanduser() if args.file else auth_file()
-    if args.password_stdin:
-        password = sys.stdin.readline().rstrip("\n")
-    else:
-        password = getpass.getpass("密码 Password: ")
-        if getpass.getpass("再输一次 Again: ") != password:
-            print("两次输入不一致 Passwords differ", file=sys.stderr)
-            return 2
-    try:
-        add_user(path, args.username, password, args.role, args.name)
-    except ValueError as exc:
-        print(f"错误 Error: {exc}", file=sys.stderr)
-        return 2
-    print(f"已保存 saved {args.username} ({args.role}) → {path}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
