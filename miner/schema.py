@@ -211,18 +211,6 @@ ASSIGNMENTS_COLUMNS = {NOTE_ID: "str", TOPIC_ID: "int (−1 outlier), as shown a
 ENGAGEMENT = "engagement"      # likes + collects + comments + shares of a note (public counts)
 
 
-def engagement(frame):
-    """Engagement of each row: the sum of the public counts present (a missing column or cell is 0).
-
-    The one definition used by trends, briefs, search, opportunity and the app.
-    """
-    import pandas as pd
-    cols = [c for c in ENGAGEMENT_COLS if c in frame.columns]
-    if not cols:
-        return pd.Series(0.0, index=frame.index)
-    return frame[cols].apply(pd.to_numeric, errors="coerce").fillna(0).sum(axis=1).astype("float64")
-
-
 def engagement(frame) -> "pd.Series":
     """Total engagement per row: likes + collects + comments + shares (the one home of this sum).
 

@@ -85,6 +85,11 @@ class Store:
             return table_columns(con, name)
 
 
+def table_names(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """Names of the tables an open connection sees."""
+    return {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+
+
 def table_columns(con: duckdb.DuckDBPyConnection, name: str) -> list[str]:
     rows = con.execute(
         "SELECT column_name FROM information_schema.columns WHERE table_name = ? AND table_schema = 'main' "

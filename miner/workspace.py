@@ -27,6 +27,7 @@ import pandas as pd
 
 from miner.config import MinerConfig
 from miner.schema import INPUT_SCHEMAS, NOTE_ID, NOTES
+from miner.store import table_names
 
 ProgressFn = Callable[[str, float], None]
 
@@ -132,7 +133,7 @@ class Workspace:
         counts = {name: 0 for name in TABLE_NAMES_ZH}
         if Path(self.config.db_path).exists():
             with self.store(read_only=True).connect() as con:
-                have = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+                have = table_names(con)
                 for name in counts:
                     if name in have:
                         counts[name] = con.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0]

@@ -34,6 +34,7 @@ import pandas as pd
 
 from miner import schema
 from miner.schema import NOTE_ID, OUTLIER, TOPIC_ID
+from miner.store import table_names
 
 __all__ = ["QUADRANTS", "SCORECARD_COLUMNS", "quadrant_scores", "topic_scorecard"]
 
@@ -114,8 +115,7 @@ def quadrant_scores(card: pd.DataFrame) -> pd.DataFrame:
 
 
 # ---- parts ---------------------------------------------------------------------------------------------
-def _tables(con) -> set[str]:
-    return {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+_tables = table_names
 
 
 _engagement = schema.engagement

@@ -292,9 +292,7 @@ class TopicSearcher(BaseEstimator):
         # only Chinese words take part in substring expansion (never Latin words, numbers or ids)
         self.cjk_vocabulary_text_ = "\n" + "\n".join(t for t in self.vocabulary_ if CJK_ONLY_RE.match(t)) + "\n"
 
-        counts = [c for c in schema.ENGAGEMENT_COLS if c in notes.columns]
-        self.engagement_ = (notes[counts].fillna(0).sum(axis=1).to_numpy(dtype="int64") if counts
-                            else np.zeros(len(notes), dtype="int64"))
+        self.engagement_ = schema.engagement(notes).to_numpy(dtype="int64")
         self.note_ids_ = notes[NOTE_ID].astype(str).to_numpy()
         self.titles_ = (notes[schema.TITLE].fillna("").astype(str).to_numpy() if schema.TITLE in notes
                         else np.full(len(notes), "", dtype=object))

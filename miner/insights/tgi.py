@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from miner.schema import NOTE_ID, OUTLIER, TOPIC_ID, TZ
+from miner.store import table_names
 
 __all__ = ["CELL_SETS", "DIMENSIONS", "ENGAGED_ACTIONS", "TGI_COLUMNS", "has_tgi_tables", "segment_name_zh",
            "tgi_headlines", "topic_tgi"]
@@ -49,8 +50,7 @@ TGI_COLUMNS = (
 )
 
 
-def _tables(con) -> set[str]:
-    return {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+_tables = table_names
 
 
 def has_tgi_tables(con) -> bool:

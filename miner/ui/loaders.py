@@ -26,6 +26,7 @@ import streamlit as st
 from miner import schema
 from miner.config import MinerConfig
 from miner.schema import ENGAGEMENT
+from miner.store import table_names
 from miner.topics.snapshot import latest_run_id
 from miner.workspace import Workspace
 
@@ -287,7 +288,7 @@ def _audience_call(source: Source, needs: tuple[str, ...], fn):
     if not path.exists():
         return None
     with db_lock(), workspace().store(read_only=True).connect() as con:
-        have = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        have = table_names(con)
         if any(n not in have for n in needs):
             return None
         return fn(con, snapshot(source).assignments)

@@ -16,6 +16,7 @@ from typing import Iterable
 import pandas as pd
 
 from miner.schema import ACTIONS, NOTE_ID, OUTLIER, TOPIC_ID, TZ
+from miner.store import table_names
 
 from .filters import DEFAULT_STRATA, AudienceFilter
 
@@ -24,8 +25,7 @@ __all__ = ["ENGAGED_ACTIONS", "Touches"]
 ENGAGED_ACTIONS = ("read", "like", "collect", "comment", "share", "search")
 
 
-def tables(con) -> set[str]:
-    return {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+tables = table_names
 
 
 def require_tables(con, names: Iterable[str]) -> None:

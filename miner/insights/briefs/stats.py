@@ -26,10 +26,7 @@ FOLLOWER_COLUMNS = ("author_followers", "followers", "fans")
 
 
 def raw_engagement(frame: pd.DataFrame) -> pd.Series:
-    cols = [c for c in schema.ENGAGEMENT_COLS if c in frame.columns]
-    if not cols:
-        return pd.Series(0, index=frame.index, dtype="int64")
-    return frame[cols].fillna(0).astype("int64").sum(axis=1)
+    return schema.engagement(frame).astype("int64").rename(None)
 
 
 def adjusted_engagement(notes: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
