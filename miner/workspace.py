@@ -296,8 +296,8 @@ class Workspace:
     def searcher(self, snapshot, embedder=None):
         """A fitted :class:`~miner.insights.search.TopicSearcher` using the configured segmenter."""
         from miner.insights.search import TopicSearcher
-        from miner.topics.embed import get_embedder
-        embedder = embedder or get_embedder(snapshot.meta["embedding"]["model"])
+        from miner.topics.embed import snapshot_embedder
+        embedder = embedder or snapshot_embedder(snapshot.meta["embedding"])
         return TopicSearcher(embedder=embedder, segmenter=self.segmenter()).fit(snapshot)
 
     # ---- insights --------------------------------------------------------------------------------

@@ -231,6 +231,28 @@ def test_get_embedder():
     assert (neural.model_name_or_path, neural.batch_size) == ("/some/dir", 8)
 
 
+def test_default_embedder_is_int8_and_fp32_stays_selectable():
+    from miner.topics.onnx_embedder import OnnxEmbedder
+    default = get_embedder(MinerConfig(embedding_max_seq_length=128))
+    assert isinstance(default, OnnxEmbedder) and default.max_seq_length == 128   # nothing loaded yet
+    fp32 = get_embedder("e5-small")
+    assert isinstance(fp32, SentenceEmbedder) and fp32.model_name_or_path == str(DEFAULT_EMBEDDER_DIR)
+
+
+def test_snapshot_meta_rebuilds_the_same_embedder():
+    meta = embed.embedding_meta(MinerConfig(embedding_model="hashing"), HashingEmbedder(), 256)
+    assert meta["model"] == "hashing" and isinstance(embed.snapshot_embedder(meta), HashingEmbedder)
+    config = MinerConfig(embedding_max_seq_length=96)
+    int8 = get_embedder(config)
+
+    class Named:                      # an embedder whose id is known without loading a model
+        model_id, max_seq_length = "x-int8@1-L96", 96
+    meta = embed.embedding_meta(config, Named(), 384)
+    assert meta == {"model_id": "x-int8@1-L96", "model": "e5-small-int8", "dim": 384, "max_seq_length": 96}
+    again = embed.snapshot_embedder(meta)
+    assert type(again) is type(int8) and again.max_seq_length == 96
+
+
 def test_missing_local_directory_is_a_clear_error(tmp_path):
     with pytest.raises(ModelNotFoundError, match="directory not found"):
         SentenceEmbedder(tmp_path / "nope").model_id

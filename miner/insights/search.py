@@ -244,7 +244,7 @@ class TopicSearcher(BaseEstimator):
         snap = snapshot
         if self.embedder is None:
             raise ValueError("TopicSearcher needs an embedder (the snapshot's model): "
-                             "TopicSearcher(embedder=get_embedder(snapshot.meta['embedding']['model']))")
+                             "TopicSearcher(embedder=snapshot_embedder(snapshot.meta['embedding']))")
         model_id = getattr(snap, "model_id", None)
         if model_id is not None and getattr(self.embedder, "model_id", model_id) != model_id:
             raise ValueError(f"snapshot {getattr(snap, 'run_id', '')} was built with {model_id}, not "

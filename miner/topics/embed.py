@@ -31,7 +31,7 @@ from typing import Callable, Protocol, Sequence, runtime_checkable
 import numpy as np
 
 from miner.atomic import atomic_path
-from miner.config import DEFAULT_EMBEDDER_DIR, MinerConfig
+from miner.config import DEFAULT_EMBEDDER_DIR, FP32_MODEL_NAME, INT8_MODEL_NAME, MinerConfig
 from miner.topics.model_builder import ensure_default_model, quiet_libraries
 
 __all__ = [
@@ -43,7 +43,9 @@ __all__ = [
     "ModelNotFoundError",
     "SentenceEmbedder",
     "cached_encode",
+    "embedding_meta",
     "get_embedder",
+    "snapshot_embedder",
 ]
 
 logger = logging.getLogger(__name__)
@@ -451,17 +453,40 @@ def _encode_missing(embedder, kind, items, cache, found, show_progress, on_progr
 
 # --------------------------------------------------------------------------- factory
 
-def get_embedder(config_or_name: MinerConfig | str | os.PathLike | None = None) -> Embedder:
-    """Embedder for a config (``embedding_model``, ``embedding_batch_size``) or a model name.
+def get_embedder(config_or_name: MinerConfig | str | os.PathLike | None = None,
+                 max_seq_length: int | None = None) -> Embedder:
+    """Embedder for a config (``embedding_model``, batch size, max length) or a model name.
 
-    ``"hashing"`` gives :class:`HashingEmbedder`; anything else a :class:`SentenceEmbedder`.
+    ``"e5-small-int8"`` (the default) gives :class:`~miner.topics.onnx_embedder.OnnxEmbedder`;
+    ``"e5-small"`` the same weights in torch fp32 (:class:`SentenceEmbedder`); ``"hashing"``
+    :class:`HashingEmbedder`; any other name or path a :class:`SentenceEmbedder`.
     """
     if config_or_name is None:
         config_or_name = MinerConfig()
     if isinstance(config_or_name, MinerConfig):
         name, batch_size = config_or_name.embedding_model, config_or_name.embedding_batch_size
+        max_seq_length = max_seq_length or config_or_name.embedding_max_seq_length
     else:
         name, batch_size = config_or_name, 64
-    if str(name) == HASHING:
+    name = str(name)
+    if name == HASHING:
         return HashingEmbedder()
+    if name == INT8_MODEL_NAME:
+        from miner.topics.onnx_embedder import DEFAULT_MAX_SEQ_LENGTH, OnnxEmbedder
+        return OnnxEmbedder(batch_size=batch_size, max_seq_length=max_seq_length or DEFAULT_MAX_SEQ_LENGTH)
+    if name == FP32_MODEL_NAME:
+        name = str(DEFAULT_EMBEDDER_DIR)
     return SentenceEmbedder(name, batch_size=batch_size)
+
+
+def embedding_meta(config: MinerConfig, embedder: Embedder, dim: int) -> dict:
+    """What a snapshot records of its embedder, enough for :func:`snapshot_embedder` to rebuild it."""
+    meta = {"model_id": embedder.model_id, "model": str(config.embedding_model), "dim": int(dim)}
+    if getattr(embedder, "max_seq_length", None) is not None and isinstance(embedder.max_seq_length, int):
+        meta["max_seq_length"] = embedder.max_seq_length
+    return meta
+
+
+def snapshot_embedder(embedding: dict) -> Embedder:
+    """The embedder a snapshot was built with, from its ``meta["embedding"]``."""
+    return get_embedder(embedding["model"], max_seq_length=embedding.get("max_seq_length"))

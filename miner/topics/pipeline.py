@@ -74,7 +74,7 @@ def topic_centroids(embeddings: np.ndarray, labels: np.ndarray, n_topics: int) -
 def build_topics(config: MinerConfig, notes: pd.DataFrame, embedder=None, show_progress: bool = True,
                  on_progress: ProgressFn | None = None, run_id: str | None = None) -> BuildResult:
     """Mine topics from ``notes`` (notes schema) and write a snapshot; return a summary."""
-    from miner.topics.embed import EmbeddingCache, cached_encode, get_embedder
+    from miner.topics.embed import EmbeddingCache, cached_encode, embedding_meta, get_embedder
 
     started = time.perf_counter()
     report = on_progress or (lambda stage, frac: None)
@@ -120,7 +120,7 @@ def build_topics(config: MinerConfig, notes: pd.DataFrame, embedder=None, show_p
         "data_hash": digest,
         "n_notes": len(notes),
         "seed": config.seed,
-        "embedding": {"model_id": embedder.model_id, "model": config.embedding_model, "dim": int(embeddings.shape[1])},
+        "embedding": embedding_meta(config, embedder, embeddings.shape[1]),
         "params": {"n_topics": config.n_topics, "outlier_share": config.outlier_share,
                    "min_topic_size": config.min_topic_size, "n_keywords": config.n_keywords,
                    "warm_start": init is not None},
@@ -188,9 +188,9 @@ def predict_texts(snapshot: Snapshot, texts: list[str], embedder=None) -> pd.Dat
 
 
 def _predict_vectors(snapshot: Snapshot, texts: list[str], embedder=None):
-    from miner.topics.embed import get_embedder
+    from miner.topics.embed import snapshot_embedder
 
-    embedder = embedder or get_embedder(snapshot.meta["embedding"]["model"])
+    embedder = embedder or snapshot_embedder(snapshot.meta["embedding"])
     if embedder.model_id != snapshot.model_id:
         raise ValueError(f"snapshot {snapshot.run_id} was built with {snapshot.model_id}, "
                          f"not {embedder.model_id}; use the same embedding model")

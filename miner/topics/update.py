@@ -142,11 +142,11 @@ def write_snapshot(config: MinerConfig, run_id: str, meta: dict, notes: pd.DataF
 
 def rewrite_snapshot(config: MinerConfig) -> str:
     """A new snapshot of the serving one with the registry's current curation applied."""
-    from miner.topics.embed import get_embedder
+    from miner.topics.embed import snapshot_embedder
     snap = load_snapshot(config)
     reg_db.sync_registry(config, snap)
     run_id = new_run_id(config, "c")
-    embedder = get_embedder(snap.meta["embedding"]["model"])
+    embedder = snapshot_embedder(snap.meta["embedding"])
     write_snapshot(config, run_id, snap.meta, snap.notes, snap.embeddings, raw_topic_ids(snap),
                    snap.assignments.set_index(schema.NOTE_ID).loc[snap.notes[schema.NOTE_ID].astype(str), schema.SCORE],
                    snap.clusterer, cluster_topic_ids(snap), snap.note_index, "curate",
