@@ -267,6 +267,18 @@ def test_search_returns_ranked_ideas(app_workspace):
     assert len([m for m in at.markdown if "-badge[" in m.value]) == 3
 
 
+def test_any_page_view_starts_fitting_the_searcher_in_the_background(app_workspace):
+    from miner.insights.search import TopicSearcher
+    from miner.topics.snapshot import latest_run_id
+    from miner.ui import loaders
+    loaders._searcher_loading.clear()
+    assert_ok(run_page("pages/data.py"))           # not the search page: page_setup starts the warm-up
+    snapshots_dir, run_id = str(app_workspace.snapshots_dir), latest_run_id(app_workspace)
+    future = loaders._searcher_loading(snapshots_dir, run_id, None)   # the started one (None would fail)
+    assert isinstance(future.result(timeout=120), TopicSearcher)
+    assert loaders.searcher(snapshots_dir, run_id) is future.result()    # the search page reuses it
+
+
 def test_search_punctuation_only_query_says_so(app_workspace):
     at = run_page("pages/search.py")
     at.text_input(key="search.query").input("！！？？").run()

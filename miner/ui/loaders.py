@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,41 +99,65 @@ def snapshot(source: Source):
     return load_snapshot(source.snapshots_dir, source.run_id)
 
 
-@st.cache_resource(max_entries=2, show_spinner=False)
-def _embedder_loading(model: str):
-    """A future of the embedder, loading in a background thread from the first page view on."""
-    from concurrent.futures import ThreadPoolExecutor
-    from miner.topics.embed import get_embedder
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedder-warmup")
-    future = pool.submit(get_embedder, model)
+def _background(name: str, fn, *args):
+    """A future of ``fn(*args)``, running in a daemon worker thread (returns at once)."""
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+    future = pool.submit(fn, *args)
     pool.shutdown(wait=False)
     return future
 
 
-def warm_up(model: str) -> None:
-    """Start loading the embedder now, so the first search does not wait for it (returns at once)."""
-    _embedder_loading(model)
-
-
-def embedder(model: str):
-    """The embedder (shared by every session); waits for the background load if still running."""
-    future = _embedder_loading(model)
+def _wait(future, message: str, loader):
+    """The future's value; a spinner only while it is still running. A failed load is not cached."""
     if not future.done():
-        with st.spinner("加载向量模型 Loading embedding model…"):
-            future.result()
+        with st.spinner(message):
+            wait([future])
     if future.exception() is not None:        # do not cache a failed load: the next call retries
-        _embedder_loading.clear()
+        loader.clear()
         raise future.exception()
     return future.result()
 
 
-@st.cache_resource(max_entries=2, show_spinner="建立搜索索引 Building search index…")
-def searcher(snapshots_dir: str, run_id: str):
-    snap = load_snapshot(snapshots_dir, run_id)
+@st.cache_resource(max_entries=2, show_spinner=False)
+def _embedder_loading(model: str):
+    """A future of the embedder, loading in a background thread from the first page view on."""
+    from miner.topics.embed import get_embedder
+    return _background("embedder-warmup", get_embedder, model)
+
+
+def embedder(model: str):
+    """The embedder (shared by every session); waits for the background load if still running."""
+    return _wait(_embedder_loading(model), "加载向量模型 Loading embedding model…", _embedder_loading)
+
+
+def _fit_searcher(snap, embedder_future):
     # Built by the workspace service: the configured dictionaries and stopwords segment queries.
-    found = workspace().searcher(snap, embedder(snap.meta["embedding"]["model"]))
-    found.query_terms("预热 warm-up")       # loads the query segmenter's dictionary now, not on the first query
+    found = workspace().searcher(snap, embedder_future.result())
+    found.search("预热 warm-up", k=1)    # loads the query segmenter's dictionary and runs the encoder once
     return found
+
+
+@st.cache_resource(max_entries=2, show_spinner=False)
+def _searcher_loading(snapshots_dir: str, run_id: str, _snap):
+    """A future of the fitted searcher: embedder load, then the fit, in a background thread.
+
+    Whatever :func:`miner.topics.embed.get_embedder` returns for the snapshot's model is used, so
+    the warm-up does not depend on which embedder that is (ONNX, torch, hashing).
+    """
+    return _background("searcher-warmup", _fit_searcher, _snap, _embedder_loading(_snap.meta["embedding"]["model"]))
+
+
+def warm_up(snap, snapshots_dir: str, run_id: str) -> None:
+    """Start loading the embedder and fitting the searcher now (returns at once), so the first
+    search after a page is up does not wait for them."""
+    _searcher_loading(snapshots_dir, run_id, snap)
+
+
+def searcher(snapshots_dir: str, run_id: str):
+    """The fitted searcher (shared by every session); waits, with a spinner, only if not ready yet."""
+    snap = load_snapshot(snapshots_dir, run_id)
+    return _wait(_searcher_loading(snapshots_dir, run_id, snap), "建立搜索索引 Building search index…",
+                 _searcher_loading)
 
 
 @st.cache_resource(show_spinner=False)

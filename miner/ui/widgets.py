@@ -132,7 +132,7 @@ def page_setup(title: str) -> PageContext:
         st.error("没有可用的话题快照 No topic snapshot; build one on 数据管理.")
         st.stop()
     snap = loaders.snapshot(source)
-    loaders.warm_up(snap.meta["embedding"]["model"])   # in the background: the first search need not wait
+    loaders.warm_up(snap, source.snapshots_dir, source.run_id)   # in the background: the first search need not wait
     sidebar_status(source, snap)
     return PageContext(config, source, snap)
 
