@@ -18,6 +18,7 @@ PAGES = [  # (file, title, icon); the first is the default page
     ("pages/topic_detail.py", "话题详情", ":material/insights:"),
     ("pages/search.py", "选题搜索", ":material/search:"),
     ("pages/brief.py", "内容简报", ":material/description:"),
+    ("pages/curation.py", "话题管理", ":material/edit_note:"),
     ("pages/data.py", "数据管理", ":material/database:"),
 ]
 

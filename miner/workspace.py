@@ -264,6 +264,40 @@ class Workspace:
         outcome.result = update_topics(self.config, self.notes(), embedder=embedder, show_progress=show_progress)
         return outcome
 
+    # ---- curation (rename / merge / split / hide / pin, audited; see miner.topics.curation) -----------
+    def rename_topic(self, topic_id: int, name: str, actor: str) -> dict:
+        from miner.topics.curation import rename_topic
+        return rename_topic(self.config, topic_id, name, actor)
+
+    def merge_topics(self, source_ids, target_id: int, actor: str) -> dict:
+        from miner.topics.curation import merge_topics
+        return merge_topics(self.config, source_ids, target_id, actor)
+
+    def split_topic(self, topic_id: int, actor: str, keyword: str | None = None, note_ids=None,
+                    name: str | None = None) -> int:
+        from miner.topics.curation import split_topic
+        return split_topic(self.config, topic_id, actor, keyword=keyword, note_ids=note_ids, name=name)
+
+    def hide_topic(self, topic_id: int, actor: str, hidden: bool = True) -> dict:
+        from miner.topics.curation import hide_topic
+        return hide_topic(self.config, topic_id, actor, hidden=hidden)
+
+    def pin_topic(self, topic_id: int, actor: str, pinned: bool = True) -> dict:
+        from miner.topics.curation import pin_topic
+        return pin_topic(self.config, topic_id, actor, pinned=pinned)
+
+    def topic_history(self, topic_id: int) -> pd.DataFrame:
+        from miner.topics.registry import topic_history
+        return topic_history(self.config, topic_id)
+
+    def audit_log(self, topic_id: int | None = None) -> pd.DataFrame:
+        from miner.topics.registry import audit_log
+        return audit_log(self.config, topic_id)
+
+    def topic_flags(self, new_within_days: int = 7) -> pd.DataFrame:
+        from miner.topics.registry import topic_flags
+        return topic_flags(self.config, new_within_days)
+
     def prepare(self, on_progress: ProgressFn | None = None, embedder=None) -> list[str]:
         """First start: build what is missing (notes → snapshot → simulated demo audiences)."""
         report = on_progress or (lambda stage, frac: None)

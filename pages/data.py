@@ -81,6 +81,15 @@ try:
 except WorkspaceBusyError:
     st.warning("工作区正忙（另一个进程正在写入），稍后刷新 Workspace busy; refresh in a moment.")
 
+st.subheader("增量更新 Update topics")
+st.caption("不重建：只把快照里还没有的笔记（上面导入的新笔记）归入现有话题，刷新其余笔记的互动数，"
+           "并为持续出现的新笔记群分配新话题编号。改名、合并、隐藏等管理操作保持不变。")
+if st.button("增量更新 Update", key="data.update", disabled=not editable) and editable:
+    manage.run_update(workspace, ctx)
+update_status = st.session_state.get("data.update_result")
+if update_status is not None:
+    (st.success if update_status[0] == "ok" else st.error)(update_status[1])
+
 st.subheader("重建话题 Rebuild topics")
 st.caption("用工作区的全部笔记重新挖掘话题。构建成功后才切换快照；失败时继续使用当前快照。")
 if st.button("重建话题 Rebuild", key="data.rebuild", disabled=not editable) and editable:

@@ -2,7 +2,7 @@
 import streamlit as st
 
 from miner import schema
-from miner.ui import charts, loaders, tables, widgets as w
+from miner.ui import curation, charts, loaders, tables, widgets as w
 
 SORTS = {"机会分": "score", "增长": "growth_pct", "渗透率": "penetration", "归因 GMV": "attributed_gmv"}
 
@@ -15,7 +15,8 @@ trends = loaders.trend_table(ctx.source, f.start, f.end, f.category)
 opp = loaders.opportunity_table(ctx.source, f.start, f.end, f.category, f.segment,
                                 f.node.key if f.node is not None else None)
 metrics = loaders.segment_metrics(ctx.source, f.segment, f.start, f.end)
-table = tables.overview_table(trends, opp, metrics, ctx.k, topics=ctx.snapshot.topics)
+table = curation.shown_rows(tables.overview_table(trends, opp, metrics, ctx.k, topics=ctx.snapshot.topics),
+                            ctx.snapshot.topics)
 
 n_notes = loaders.note_count(ctx.source, f.start, f.end, f.category)
 rising = int(table["stage"].isin(["emerging", "rising"]).sum()) if len(table) else 0
@@ -29,7 +30,8 @@ st.caption(f"时间窗口 {f.window_label}" + (f" · 节点 {w.md_escape(w.node_
 
 st.subheader("趋势话题 Trending topics")
 sort_label = st.selectbox("排序 Sort by", list(SORTS), key="overview.sort")
-table = tables.sort_topics(table, SORTS[sort_label])
+table = curation.pinned_first(tables.sort_topics(table, SORTS[sort_label]), ctx.snapshot.topics)
+curation.hidden_toggle()
 if table.empty:
     st.info("当前筛选下没有话题 No topics match these filters.")
 else:

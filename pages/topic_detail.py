@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from miner import schema
-from miner.ui import charts, loaders, tables, widgets as w
+from miner.ui import charts, curation, loaders, tables, widgets as w
 
 ctx = w.page_setup("话题详情 Topic detail")
 c1, c2 = st.columns([2, 1])
@@ -31,6 +31,7 @@ m[3].metric(f"渗透率 · {w.segment_label(segment)}",
             "—" if mrow is None else tables.cell_text(mrow.get("penetration"), mrow.get("suppressed"), ctx.k))
 m[4].metric("互动率", "—" if mrow is None else tables.cell_text(mrow.get("engagement_rate"),
                                                                mrow.get("suppressed"), ctx.k))
+curation.topic_header(ctx, topic_id, topic)
 if st.button("为该话题生成内容简报 →", key="detail.to_brief"):
     w.open_topic(topic_id)
     st.switch_page("pages/brief.py")

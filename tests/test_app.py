@@ -23,6 +23,7 @@ PAGES = {
     "pages/topic_detail.py": "话题详情",
     "pages/search.py": "选题搜索",
     "pages/brief.py": "内容简报",
+    "pages/curation.py": "话题管理",
     "pages/data.py": "数据管理",
 }
 TIMEOUT = 180

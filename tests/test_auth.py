@@ -18,7 +18,7 @@ from miner import accounts
 from miner.accounts import AttemptLimiter, AuthConfigError
 
 REPO = Path(__file__).resolve().parent.parent
-PAGES = ["pages/overview.py", "pages/topic_detail.py", "pages/search.py", "pages/brief.py", "pages/data.py"]
+PAGES = ["pages/overview.py", "pages/topic_detail.py", "pages/search.py", "pages/brief.py", "pages/curation.py", "pages/data.py"]
 TIMEOUT = 120
 VIEWER, EDITOR = ("vera", "viewer-pass-1"), ("eddie", "editor-pass-1")
 

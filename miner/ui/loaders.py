@@ -397,3 +397,17 @@ def topic_table_xlsx(table: pd.DataFrame, window_label: str) -> bytes:
     """The overview's topic table as an Excel workbook (columns as shown, a note on the window)."""
     from miner.insights.briefs import topic_table_excel
     return topic_table_excel(table, notes=[f"时间窗口 {window_label}"])
+
+
+# ---- curation state (the registry lives in the workspace database) -----------------------------------
+@st.cache_data(max_entries=4, show_spinner=False)
+def _topic_flags(db_path: str, stamp: int, days: int, _config: MinerConfig) -> pd.DataFrame | None:
+    try:
+        return Workspace(_config).topic_flags(days)
+    except Exception:      # no registry yet (a snapshot from before curation)
+        return None
+
+
+def topic_flags(config: MinerConfig, days: int) -> pd.DataFrame | None:
+    with db_lock():
+        return _topic_flags(str(config.db_path), db_stamp(config), int(days), config)

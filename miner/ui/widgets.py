@@ -237,14 +237,20 @@ def _date_pair(value, lo: dt.date, hi: dt.date) -> tuple[dt.date, dt.date]:
 
 
 # ---- topics --------------------------------------------------------------------------------------
-def topic_options(snap) -> dict[int, str]:
-    topics = snap.topics.sort_values("size", ascending=False)
-    return {int(t): f"#{int(t)} {label}（{int(n)} 篇）"
-            for t, label, n in zip(topics[schema.TOPIC_ID], topics["label"], topics["size"])}
+def topic_options(snap, include_hidden: bool | None = None) -> dict[int, str]:
+    """Pickable topics: hidden ones left out (unless an editor shows them), pinned first, flagged."""
+    from miner.ui import curation
+    topics = curation.visible_topics(snap.topics, include_hidden)
+    if topics.empty:                   # everything hidden: still offer something to pick
+        topics = curation.visible_topics(snap.topics, True)
+    fresh = curation.new_topic_ids(loaders.app_config())
+    return {int(r[schema.TOPIC_ID]): " ".join(filter(None, [
+        f"#{int(r[schema.TOPIC_ID])} {r['label']}（{int(r['size'])} 篇）", curation.flag_text(r, fresh)]))
+        for _, r in topics.iterrows()}
 
 
-def topic_picker(key: str, snap, label: str = "话题") -> int:
-    options = topic_options(snap)
+def topic_picker(key: str, snap, label: str = "话题", include_hidden: bool | None = None) -> int:
+    options = topic_options(snap, include_hidden)
     ids = list(options)
     keep_valid(key, ids, ids[0])
     return st.selectbox(label, ids, key=key, format_func=lambda t: options[t])

@@ -1,0 +1,90 @@
+"""话题管理 Curation: rename, merge, split, hide/unhide, pin — editors only, every action audited."""
+import streamlit as st
+
+from miner import schema
+from miner.ui import auth, curation, loaders, widgets as w
+
+ctx = w.page_setup("话题管理 Curation")
+workspace = loaders.workspace(ctx.config)
+editable = auth.can_edit()
+curation.hidden_toggle()
+topic_id = w.topic_picker("curation.topic", ctx.snapshot)
+topic = ctx.snapshot.topics.set_index(schema.TOPIC_ID).loc[topic_id]
+st.subheader(f"#{topic_id} {w.md_escape(topic['label'])}")
+st.caption(f"自动名 {w.md_escape(topic.get('auto_label', ''))} · {int(topic['size'])} 篇 · "
+           f"{'已隐藏' if topic.get('hidden') else '显示中'} · {'已置顶' if topic.get('pinned') else '未置顶'}")
+
+st.markdown("#### 话题历史 History（诞生于 / 合并自 / 拆分为 / 由谁改名）")
+with loaders.db_lock():
+    history = workspace.topic_history(topic_id)
+st.dataframe(curation.history_table(history), hide_index=True, key="curation.history")
+
+st.markdown("#### 编辑 Curate")
+if not editable:
+    st.info("只读账户：改名、合并、拆分、隐藏、置顶需要编辑权限 Viewer account: curation needs an editor.")
+others = {t: label for t, label in w.topic_options(ctx.snapshot, True).items() if t != topic_id}
+
+
+def act(message: str, fn, *args, **kwargs) -> None:
+    """Run one curation action as the current user; on success clear caches and redraw."""
+    if not auth.can_edit():
+        st.session_state["curation.result"] = ("error", "需要编辑权限 Editors only.")
+        return
+    try:
+        with loaders.db_lock(), st.spinner("保存中 Saving…"):
+            fn(*args, actor=curation.actor(), **kwargs)
+    except (ValueError, KeyError, OSError) as exc:
+        st.session_state["curation.result"] = ("error", f"操作失败 Refused: {w.md_escape(exc)}")
+        return
+    loaders.clear_tables()
+    st.session_state["curation.result"] = ("ok", message)
+    st.rerun()
+
+
+tabs = st.tabs(["改名", "合并", "拆分", "隐藏 / 置顶"])
+with tabs[0]:
+    name = st.text_input("新名称（留空恢复自动名）", key="curation.name", disabled=not editable, max_chars=80)
+    if st.button("保存名称", key="curation.rename", disabled=not editable):
+        act(f"已改名 #{topic_id} → {name or '自动名'}", workspace.rename_topic, topic_id, name)
+with tabs[1]:
+    sources = st.multiselect("把这些话题并入当前话题", list(others), key="curation.merge_sources",
+                             format_func=others.get, disabled=not editable)
+    if st.button("合并", key="curation.merge", disabled=not editable or not sources):
+        act(f"已把 {', '.join(f'#{s}' for s in sources)} 并入 #{topic_id}", workspace.merge_topics, sources, topic_id)
+with tabs[2]:
+    how = st.radio("拆分方式", ["按关键词", "按选中笔记"], key="curation.split_how", horizontal=True,
+                   disabled=not editable)
+    new_name = st.text_input("新话题名称（可选）", key="curation.split_name", disabled=not editable, max_chars=80)
+    if how == "按关键词":
+        keyword = st.text_input("关键词（标题/正文包含即移出）", key="curation.split_keyword", disabled=not editable)
+        if st.button("按关键词拆分", key="curation.split_kw", disabled=not editable or not keyword.strip()):
+            act(f"已按关键词「{keyword}」拆分 #{topic_id}", workspace.split_topic, topic_id,
+                keyword=keyword.strip(), name=new_name)
+    else:
+        members = ctx.snapshot.assignments.loc[ctx.snapshot.assignments[schema.TOPIC_ID] == topic_id, schema.NOTE_ID]
+        notes = loaders.notes_by_id(ctx.source, list(members)[:200])
+        titles = dict(zip(notes[schema.NOTE_ID].astype(str), notes[schema.TITLE].astype(str)))
+        chosen = st.multiselect("选择要移出的笔记", list(titles), key="curation.split_notes",
+                                format_func=lambda n: f"{titles[n][:40]}（{n}）", disabled=not editable)
+        if st.button("按选中笔记拆分", key="curation.split_ids", disabled=not editable or not chosen):
+            act(f"已把 {len(chosen)} 篇笔记拆分出 #{topic_id}", workspace.split_topic, topic_id,
+                note_ids=chosen, name=new_name)
+with tabs[3]:
+    hidden, pinned = bool(topic.get("hidden")), bool(topic.get("pinned"))
+    a, b = st.columns(2)
+    if a.button("取消隐藏" if hidden else "隐藏话题", key="curation.hide", disabled=not editable):
+        act(f"#{topic_id} 已{'取消隐藏' if hidden else '隐藏'}", workspace.hide_topic, topic_id, hidden=not hidden)
+    if b.button("取消置顶" if pinned else "置顶话题", key="curation.pin", disabled=not editable):
+        act(f"#{topic_id} 已{'取消置顶' if pinned else '置顶'}", workspace.pin_topic, topic_id, pinned=not pinned)
+
+result = st.session_state.pop("curation.result", None)
+if result is not None:
+    (st.success if result[0] == "ok" else st.error)(result[1])
+
+st.markdown("#### 操作记录 Audit trail")
+with loaders.db_lock():
+    audit = workspace.audit_log()
+st.dataframe(curation.audit_table(audit), hide_index=True, key="curation.audit")
+retired = curation.retired_ids(ctx.config)
+if retired:
+    st.caption("消退话题 Retired: " + ", ".join(f"#{t}" for t in sorted(retired)))
