@@ -107,3 +107,22 @@ def test_ray_two_workers_equal_in_process(tmp_path, model):
     np.testing.assert_array_equal(a, b)
     import ray
     assert not ray.is_initialized()          # the local cluster it started is shut down
+
+
+def test_missing_ray_is_a_clear_user_error(monkeypatch):
+    import sys
+    from miner.topics.executor import RayExecutor
+    monkeypatch.setitem(sys.modules, "ray", None)          # import ray → ImportError
+    with pytest.raises(ExecutorError, match="未安装 Ray.*pip install ray==2.60.0"):
+        RayExecutor(MinerConfig(executor="ray"))
+
+
+def test_cli_maps_executor_errors_to_exit_2(monkeypatch, tmp_path, capsys):
+    import sys
+    from miner.cli import main
+    monkeypatch.setitem(sys.modules, "ray", None)
+    monkeypatch.setenv("MINER_MODELS_DIR", str(tmp_path / "models"))
+    monkeypatch.setenv("MINER_WORKSPACE_DIR", str(tmp_path / "ws"))
+    monkeypatch.setenv("MINER_EMBEDDING_MODEL", "hashing")
+    assert main(["build", "--demo", "--limit", "50", "--executor", "ray"]) == 2
+    assert "Ray is not installed" in capsys.readouterr().err
