@@ -52,6 +52,9 @@ class MinerConfig:
     timezone: str = "Asia/Shanghai"
     warm_start: bool = True              # rebuilds start from the previous topics (stable ids)
     emerging_window_days: float = 3.0    # updates look for emerging topics among notes this recent
+    executor: str = "local"              # segmentation + embedding: "local" (in-process) or "ray"
+    ray_address: str | None = None       # None: start a local Ray cluster; else join this one
+    ray_workers: int | None = None       # Ray actors (one CPU each); None: one per cluster CPU
 
     # Derived paths: the one home for every data and model location.
     demo_dir = property(lambda self: Path(self.data_dir) / "demo")
@@ -104,7 +107,9 @@ def _coerce(name: str, raw, default):
         return p if p.is_absolute() else REPO_ROOT / p
     if isinstance(default, bool):
         return raw if isinstance(raw, bool) else str(raw).lower() in {"1", "true", "yes"}
-    if isinstance(default, int) or name == "n_topics":
+    if name in ("ray_address",) and raw == "":
+        return None
+    if isinstance(default, int) or name in ("n_topics", "ray_workers"):
         return int(raw)
     if isinstance(default, float):
         return float(raw)

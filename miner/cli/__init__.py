@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from miner.errors import WorkspaceBusyError
+    from miner.errors import MinerError, WorkspaceBusyError
     from miner.cli.render import clean
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -43,6 +43,6 @@ def main(argv: list[str] | None = None) -> int:
     except WorkspaceBusyError as exc:
         print(f"错误 error: {clean(exc)}", file=sys.stderr)
         return EXIT_BUSY
-    except (FileNotFoundError, ValueError, LookupError) as exc:   # user-facing: one clear line, no traceback
+    except (FileNotFoundError, ValueError, LookupError, MinerError) as exc:   # user-facing: one clear line, no traceback
         print(f"错误 error: {clean(exc)}", file=sys.stderr)
         return EXIT_USAGE

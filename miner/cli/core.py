@@ -22,10 +22,12 @@ def register(sub) -> None:
     p.add_argument("--model", help="sentence-transformers model name or path, or 'hashing'")
     p.add_argument("--seed", type=int)
     p.add_argument("--limit", type=int, help="use only the first N notes (quick trials)")
+    add_executor_args(p)
     p.set_defaults(handler=cmd_build)
 
     p = sub.add_parser("update", help="增量更新 add new notes to the existing topics (no rebuild; emerging topics)")
     p.add_argument("--input", help="ingest this notes file first")
+    add_executor_args(p)
     p.set_defaults(handler=cmd_update)
 
     p = sub.add_parser("topics", help="查看话题 list the topics of a snapshot")
@@ -38,6 +40,19 @@ def register(sub) -> None:
     p.add_argument("--file", help="a notes file; predicts every row")
     p.add_argument("--run", help="snapshot run id (default latest)")
     p.set_defaults(handler=cmd_predict)
+
+
+def add_executor_args(p) -> None:
+    p.add_argument("--executor", choices=("local", "ray"),
+                   help="分词和向量化在哪里运行 where segmentation + embedding run (default local)")
+    p.add_argument("--ray-address", help="加入已有 Ray 集群 join this Ray cluster (default: start a local one)")
+    p.add_argument("--ray-workers", type=int, help="Ray 工作进程数, 每个一个 CPU (default: one per CPU)")
+
+
+def executor_overrides(args) -> dict:
+    address = getattr(args, "ray_address", None)
+    executor = getattr(args, "executor", None) or ("ray" if address else None)
+    return {"executor": executor, "ray_address": address, "ray_workers": getattr(args, "ray_workers", None)}
 
 
 def print_ingest(report) -> None:
@@ -55,7 +70,7 @@ def cmd_ingest(args, config: MinerConfig) -> int:
 
 def cmd_build(args, config: MinerConfig) -> int:
     config = config.with_overrides(n_topics=args.n_topics, outlier_share=args.outlier_share,
-                                   embedding_model=args.model, seed=args.seed)
+                                   embedding_model=args.model, seed=args.seed, **executor_overrides(args))
     outcome = Workspace.open(config).build(input_path=args.input, demo=args.demo, limit=args.limit, show_progress=True)
     for line in outcome.lines():
         print(line)
@@ -63,6 +78,7 @@ def cmd_build(args, config: MinerConfig) -> int:
 
 
 def cmd_update(args, config: MinerConfig) -> int:
+    config = config.with_overrides(**executor_overrides(args))
     outcome = Workspace.open(config).update(input_path=args.input, show_progress=True)
     for line in outcome.lines():
         print(line)

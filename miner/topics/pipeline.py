@@ -17,6 +17,7 @@ import pandas as pd
 import miner
 from miner import schema
 from miner.topics.cluster import TopicClusterer, as_float32_normalized
+from miner.topics.executor import make_executor
 from miner.config import MinerConfig
 from miner.topics.index import VectorIndex
 from miner.topics.snapshot import Snapshot
@@ -83,15 +84,16 @@ def build_topics(config: MinerConfig, notes: pd.DataFrame, embedder=None, show_p
     notes = notes.sort_values(schema.NOTE_ID, kind="stable").reset_index(drop=True)
     texts = notes_texts(notes)
 
-    report("分词 segmenting", 0.05)
-    tokens = make_segmenter(config, n_jobs=-1).segment_many(texts, show_progress=show_progress)
-
-    report("向量化 embedding", 0.15)
     embedder = embedder or get_embedder(config)
     cache = EmbeddingCache(config.embedding_cache_dir)
-    embeddings = cached_encode(embedder, texts, cache, show_progress=show_progress,
-                               on_progress=lambda done, total: report(
-                                   f"向量化 embedding {done}/{total}", 0.15 + 0.6 * done / total))
+    with make_executor(config) as executor:          # local (default) or a Ray cluster, started once
+        report("分词 segmenting", 0.05)
+        tokens = executor.segment(texts, n_jobs=-1, show_progress=show_progress)
+
+        report("向量化 embedding", 0.15)
+        embeddings = cached_encode(executor.embedder(embedder), texts, cache, show_progress=show_progress,
+                                   on_progress=lambda done, total: report(
+                                       f"向量化 embedding {done}/{total}", 0.15 + 0.6 * done / total))
     embeddings = as_float32_normalized(embeddings)
 
     report("聚类 clustering", 0.75)

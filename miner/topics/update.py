@@ -263,7 +263,8 @@ def update_topics(config: MinerConfig, new_notes: pd.DataFrame, snapshot: Snapsh
     repairs a crash in between). ``snapshot`` defaults to the serving one.
     """
     from miner.topics.embed import EmbeddingCache, cached_encode, get_embedder
-    from miner.topics.pipeline import make_segmenter, notes_texts
+    from miner.topics.executor import make_executor
+    from miner.topics.pipeline import notes_texts
 
     started = time.perf_counter()
     snapshot = snapshot or load_snapshot(config)
@@ -282,10 +283,12 @@ def update_topics(config: MinerConfig, new_notes: pd.DataFrame, snapshot: Snapsh
     old_notes = _merge_known(snapshot.notes, incoming[known])
 
     texts = notes_texts(fresh)
-    fresh = fresh.assign(tokens=make_segmenter(config, n_jobs=1).segment_many(texts, show_progress=False))
     cache = EmbeddingCache(config.embedding_cache_dir)
-    vectors = as_float32_normalized(cached_encode(embedder, texts, cache, show_progress=show_progress)
-                                    if texts else np.empty((0, snapshot.embeddings.shape[1]), np.float32))
+    with make_executor(config) as executor:          # local (default) or a Ray cluster
+        fresh = fresh.assign(tokens=executor.segment(texts, n_jobs=1) if texts else [])
+        vectors = as_float32_normalized(cached_encode(executor.embedder(embedder), texts, cache,
+                                                      show_progress=show_progress)
+                                        if texts else np.empty((0, snapshot.embeddings.shape[1]), np.float32))
     new_ids, new_scores = (predict_topic_ids(snapshot, vectors) if len(vectors)
                            else (np.empty(0, np.int64), np.empty(0, np.float32)))
 
