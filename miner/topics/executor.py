@@ -89,6 +89,8 @@ class _Worker:
         if self._embedder is None:
             from miner.topics.embed import get_embedder
             embedder = get_embedder(self.config)
+            if hasattr(embedder, "threads"):          # ONNX Runtime ignores OMP_NUM_THREADS
+                embedder.threads = 1
             if self.expected_model_id is not None and embedder.model_id != self.expected_model_id:
                 raise RuntimeError(f"worker model {embedder.model_id} differs from the driver's "
                                    f"{self.expected_model_id}: install the same model on every node")
@@ -124,6 +126,7 @@ class _RayEmbedder:
 
     def __init__(self, executor: "RayExecutor", driver_embedder):
         self._executor = executor
+        self._driver = driver_embedder
         self.model_id = driver_embedder.model_id
         self.dim = driver_embedder.dim
 
@@ -131,8 +134,17 @@ class _RayEmbedder:
         texts = list(texts)
         if not texts:
             return np.empty((0, self.dim), dtype=np.float32)
-        parts = self._executor._map("encode", texts, kind)
-        return np.ascontiguousarray(np.concatenate(parts, axis=0), dtype=np.float32)
+        plan = getattr(self._driver, "batch_plan", None)
+        if plan is None:
+            parts = self._executor._map("encode", texts, kind)
+            return np.ascontiguousarray(np.concatenate(parts, axis=0), dtype=np.float32)
+        # Batch-dependent embedders (int8: activation scales per batch): ship the driver's batches.
+        groups = plan(texts, kind)
+        parts = self._executor._map_groups("encode", [[texts[i] for i in g] for g in groups], kind)
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        for rows, part in zip(groups, parts):
+            out[rows] = part
+        return out
 
     def __repr__(self) -> str:
         return f"RayEmbedder({self.model_id!r})"
@@ -201,6 +213,12 @@ class RayExecutor:
         pool = ActorPool(self._pool())
         chunks = [texts[a:b] for a, b in partitions(len(texts), self._partition_size(len(texts)))]
         return list(pool.map(lambda a, chunk: getattr(a, method).remote(chunk, *args), chunks))
+
+    def _map_groups(self, method: str, groups: list[list[str]], *args) -> list:
+        """Run ``method`` on each group as given; results in group order."""
+        from ray.util import ActorPool
+        pool = ActorPool(self._pool())
+        return list(pool.map(lambda a, group: getattr(a, method).remote(group, *args), groups))
 
     def _partition_size(self, n: int) -> int:
         workers = len(self._pool())

@@ -228,21 +228,30 @@ class OnnxEmbedder:
         texts = _check_texts(texts, kind)
         if not texts:
             return np.empty((0, self.dim), dtype=np.float32)
-        prefix = PREFIXES[kind]
-        encodings = self.tokenizer_.encode_batch([prefix + t for t in texts])
-        order = np.argsort([len(e.ids) for e in encodings], kind="stable")
+        encodings = self._tokenize(texts, kind)
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         show = (self.show_progress if show_progress is None else show_progress) and len(texts) > self.batch_size
         from tqdm.auto import tqdm
         bar = tqdm(total=len(texts), desc="向量化 embedding", unit="note", disable=not show)
         try:
-            for start in range(0, len(texts), self.batch_size):
-                rows = order[start:start + self.batch_size]
+            for rows in self._plan(encodings):
                 out[rows] = self._encode_batch([encodings[i].ids for i in rows])
                 bar.update(len(rows))
         finally:
             bar.close()
         return out
+
+    def _tokenize(self, texts: list[str], kind: str):
+        return self.tokenizer_.encode_batch([PREFIXES[kind] + t for t in texts])
+
+    def _plan(self, encodings) -> list[np.ndarray]:
+        order = np.argsort([len(e.ids) for e in encodings], kind="stable")
+        return [order[start:start + self.batch_size] for start in range(0, len(order), self.batch_size)]
+
+    def batch_plan(self, texts: Sequence[str], kind: str = "passage") -> list[np.ndarray]:
+        """The row groups ``encode`` batches together. A vector depends on its batchmates (see the
+        module notes), so a distributed executor ships exactly these groups to get equal vectors."""
+        return self._plan(self._tokenize(list(texts), kind))
 
     def _encode_batch(self, id_lists: list[list[int]]) -> np.ndarray:
         width = max(len(ids) for ids in id_lists)
