@@ -161,6 +161,10 @@ class TopicClusterer(BaseEstimator):
         each previous topic's notes are taken *in the clustering space* (after whitening and
         smoothing), so a rebuild of an unchanged corpus starts at its own fixed point. Topics
         with fewer than 2 notes are left out. Takes precedence over ``init_centroids``.
+    hysteresis : float, with ``init_labels`` only: after k-means, a note keeps its previous topic
+        unless another centroid is closer by more than this cosine margin, and a previously
+        assigned note is not made an outlier unless it falls this far below the threshold. A
+        rebuild then moves only notes that really moved (ids survive; another seed changes little).
 
     Attributes
     ----------
@@ -181,7 +185,7 @@ class TopicClusterer(BaseEstimator):
     def __init__(self, n_topics=None, outlier_share=0.08, min_topic_size=15, k_candidates=None,
                  sample_size=4000, center=True, seed=42, whiten_dims=100, whiten_power=0.5,
                  n_neighbors=15, smoothing=1.0, k_tolerance=0.03, n_init=3, n_jobs=1,
-                 init_centroids=None, init_labels=None):
+                 init_centroids=None, init_labels=None, hysteresis=0.05):
         self.n_topics = n_topics
         self.outlier_share = outlier_share
         self.min_topic_size = min_topic_size
@@ -198,6 +202,7 @@ class TopicClusterer(BaseEstimator):
         self.n_jobs = n_jobs
         self.init_centroids = init_centroids
         self.init_labels = init_labels
+        self.hysteresis = hysteresis
 
     # -- public API --------------------------------------------------------------------------
     def fit(self, X, y=None):
@@ -222,9 +227,9 @@ class TopicClusterer(BaseEstimator):
         Z = self._transform(X)
 
         self.k_scores_ = {}
-        init = None
+        init = prior = None
         if self.init_labels is not None:
-            init = self._centroids_of(Z, np.asarray(self.init_labels, dtype=np.int64))
+            init, prior = self._centroids_of(Z, np.asarray(self.init_labels, dtype=np.int64))
             k = len(init)
         elif self.init_centroids is not None:
             init = self._warm_start(as_float32_normalized(self.init_centroids), n)
@@ -239,10 +244,14 @@ class TopicClusterer(BaseEstimator):
         self.k_chosen_ = k
         centers, labels = (spherical_kmeans(Z, k, self.seed, init_centroids=init) if init is not None
                            else self._final_kmeans(Z, k))
+        sticky = np.zeros(n, dtype=bool)
+        if prior is not None and self.hysteresis > 0:
+            centers, labels, sticky = self._keep_prior(Z, centers, labels, prior)
         centers, labels = self._dissolve_small(Z, centers, labels)
         scores = np.einsum("ij,ij->i", Z, centers[labels])
         self.threshold_ = float(np.quantile(scores, self.outlier_share)) if self.outlier_share > 0 else -np.inf
-        labels = np.where(scores < self.threshold_, OUTLIER, labels)
+        floor = np.where(sticky, self.threshold_ - self.hysteresis, self.threshold_)
+        labels = np.where(scores < floor, OUTLIER, labels)
 
         self.cluster_centers_, self.labels_ = self._renumber_by_size(centers, labels)
         self.scores_ = scores.astype(np.float32)
@@ -340,7 +349,24 @@ class TopicClusterer(BaseEstimator):
         rows = rows[pos[labels[rows]] >= 0]
         sums = np.zeros((len(ids), Z.shape[1]), np.float64)
         np.add.at(sums, pos[labels[rows]], Z[rows])
-        return as_float32_normalized(sums)
+        prior = np.full(len(Z), -1, dtype=np.int64)
+        prior[rows] = pos[labels[rows]]
+        return as_float32_normalized(sums), prior
+
+    def _keep_prior(self, Z, centers, labels, prior):
+        """Hysteresis: a note returns to its previous cluster (``prior``, k-means' init row) when
+        that centroid is within ``hysteresis`` of its best one; centroids are then the members'
+        means. Returns (centers, labels, sticky = previously assigned notes)."""
+        has = prior >= 0
+        best = np.einsum("ij,ij->i", Z, centers[labels])
+        own = np.where(has, np.einsum("ij,ij->i", Z, centers[np.maximum(prior, 0)]), -np.inf)
+        keep = has & (own >= best - self.hysteresis)
+        labels = np.where(keep, prior, labels)
+        sums = np.zeros(centers.shape, np.float64)
+        np.add.at(sums, labels, Z)
+        filled = np.bincount(labels, minlength=len(centers)) > 0
+        centers = np.where(filled[:, None], as_float32_normalized(sums), centers).astype(np.float32)
+        return np.ascontiguousarray(centers), labels, has
 
     def candidate_ks(self, n: int) -> list[int]:
         if self.k_candidates:
