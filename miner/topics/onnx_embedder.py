@@ -20,12 +20,9 @@ Fidelity (``tests/test_onnx_embedder.py``, ``bench/embed_speed.py``): mean cosin
 """
 from __future__ import annotations
 
-import hashlib
 import json
-import logging
 import os
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 from typing import Sequence
@@ -33,18 +30,19 @@ from typing import Sequence
 import numpy as np
 
 from miner.config import DEFAULT_EMBEDDER_DIR, DEFAULT_INT8_DIR
+from miner.topics.embed import ModelNotFoundError, _check_texts, _directory_digest
+from miner.topics.model_builder import ensure_built, ensure_default_model, quiet_libraries
 
 __all__ = ["BUILD_INFO_FILE", "DEFAULT_MAX_SEQ_LENGTH", "OnnxEmbedder", "build_int8_model",
            "ensure_int8_model"]
 
-logger = logging.getLogger(__name__)
 
 BUILD_INFO_FILE = "int8_build.json"
 BUILDER_VERSION = 1
 MODEL_FILE = "model.int8.onnx"
 PREFIXES = {"passage": "passage: ", "query": "query: "}
-# Demo notes are ~75 characters (≈ 60 tokens); 256 tokens keeps 99 % of real notes whole and
-# bounds the cost of the rare long one (bench/embed_speed.py records the rate at 128/256/512).
+# Demo notes are ~75 characters (≈ 60 tokens): 256 tokens keeps them whole and bounds the cost of
+# the rare long one. Not yet chosen by a benchmark sweep over lengths (see issue #12).
 DEFAULT_MAX_SEQ_LENGTH = 256
 
 
@@ -52,8 +50,6 @@ def _export_onnx(source_dir: Path, onnx_path: Path) -> None:
     """Export the encoder of the sentence-transformers model at ``source_dir`` (fp32)."""
     import torch
     from sentence_transformers import SentenceTransformer
-
-    from miner.topics.model_builder import quiet_libraries
 
     class LastHidden(torch.nn.Module):
         def __init__(self, bert):
@@ -81,8 +77,6 @@ def build_int8_model(out_dir: str | Path = DEFAULT_INT8_DIR, source_dir: str | P
     """Export + quantise the fp32 model at ``source_dir`` into ``out_dir`` (atomic: temp dir + rename)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    from miner.topics.model_builder import ensure_default_model
-
     out_dir, source_dir = Path(out_dir), Path(source_dir)
     if out_dir.exists() and not overwrite:
         raise FileExistsError(f"{out_dir} exists; pass overwrite=True to rebuild")
@@ -100,7 +94,7 @@ def build_int8_model(out_dir: str | Path = DEFAULT_INT8_DIR, source_dir: str | P
                 shutil.move(str(staging / name), str(built / name))
         quantize_dynamic(str(fp32_path), str(built / MODEL_FILE), weight_type=QuantType.QInt8,
                          per_channel=per_channel)
-        info = {"source": source_dir.name, "source_digest": _digest(source_dir)[:12],
+        info = {"source": source_dir.name, "source_digest": _directory_digest(source_dir)[:12],
                 "quantization": {"method": "onnxruntime.quantize_dynamic", "weight_type": "QInt8",
                                  "per_channel": per_channel},
                 "builder": f"miner.topics.onnx_embedder v{BUILDER_VERSION}", "prefixes": PREFIXES}
@@ -113,32 +107,18 @@ def build_int8_model(out_dir: str | Path = DEFAULT_INT8_DIR, source_dir: str | P
     return out_dir
 
 
+def _is_complete(path: Path) -> bool:
+    return (path / MODEL_FILE).is_file() and (path / "tokenizer.json").is_file()
+
+
 def ensure_int8_model(path: str | Path = DEFAULT_INT8_DIR, source_dir: str | Path = DEFAULT_EMBEDDER_DIR) -> Path:
     """Return ``path``, building the int8 model there first if it is missing."""
     path = Path(path)
-    if (path / MODEL_FILE).is_file() and (path / "tokenizer.json").is_file():
-        return path
-    message = (f"首次使用：正在导出 int8 ONNX 嵌入模型（约半分钟）/ "
-               f"Exporting the int8 ONNX embedding model (about half a minute) → {path}")
-    logger.info(message)
-    print(message, file=sys.stderr)
-    try:
-        return build_int8_model(path, source_dir)
-    except FileExistsError:
-        if (path / MODEL_FILE).is_file():             # another process finished it meanwhile
-            return path
-        raise FileExistsError(f"{path} exists but holds no {MODEL_FILE}; remove it to rebuild / "
-                              "该目录不是有效的 int8 模型，删除后重建") from None
-
-
-def _digest(model_dir: Path) -> str:
-    """sha1 over file names and sizes (JSON files by content): cheap, changes when the model does."""
-    sha = hashlib.sha1()
-    for file in sorted(p for p in model_dir.rglob("*") if p.is_file() and not p.name.startswith(".")):
-        sha.update(file.relative_to(model_dir).as_posix().encode() + b"\0")
-        sha.update(file.read_bytes() if file.suffix == ".json" and file.stat().st_size < 1_000_000
-                   else str(file.stat().st_size).encode())
-    return sha.hexdigest()
+    return ensure_built(
+        path, _is_complete, lambda: build_int8_model(path, source_dir),
+        f"首次使用：正在导出 int8 ONNX 嵌入模型（约半分钟）/ "
+        f"Exporting the int8 ONNX embedding model (about half a minute) → {path}",
+        f"exists but holds no {MODEL_FILE}; remove it to rebuild / 该目录不是有效的 int8 模型，删除后重建")
 
 
 class OnnxEmbedder:
@@ -178,7 +158,6 @@ class OnnxEmbedder:
             self._model_dir = (ensure_int8_model(path, self.source_dir)
                                if path.resolve() == DEFAULT_INT8_DIR.resolve() else path)
             if not (self._model_dir / MODEL_FILE).is_file():
-                from miner.topics.embed import ModelNotFoundError
                 raise ModelNotFoundError(f"no {MODEL_FILE} in {self._model_dir} / 找不到 int8 模型文件")
         return self._model_dir
 
@@ -186,7 +165,7 @@ class OnnxEmbedder:
     def model_id(self) -> str:
         """``<dir name>@<digest>-L<max_seq_length>``: int8 vectors never share a cache with fp32."""
         if not hasattr(self, "_model_id"):
-            self._model_id = f"{self.model_dir_.name}@{_digest(self.model_dir_)[:12]}-L{self.max_seq_length}"
+            self._model_id = f"{self.model_dir_.name}@{_directory_digest(self.model_dir_)[:12]}-L{self.max_seq_length}"
         return self._model_id
 
     @property
@@ -223,8 +202,6 @@ class OnnxEmbedder:
 
     def encode(self, texts: Sequence[str], kind: str = "passage",
                show_progress: bool | None = None) -> np.ndarray:
-        from miner.topics.embed import _check_texts
-
         texts = _check_texts(texts, kind)
         if not texts:
             return np.empty((0, self.dim), dtype=np.float32)
