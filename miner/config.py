@@ -100,15 +100,13 @@ class MinerConfig:
 
 
 def _coerce(name: str, raw, default):
-    if raw is None or (name == "id_salt" and raw == ""):
+    if raw is None or (name in ("id_salt", "ray_address") and raw == ""):
         return None
     if isinstance(default, Path):
         p = Path(raw)
         return p if p.is_absolute() else REPO_ROOT / p
     if isinstance(default, bool):
         return raw if isinstance(raw, bool) else str(raw).lower() in {"1", "true", "yes"}
-    if name in ("ray_address",) and raw == "":
-        return None
     if isinstance(default, int) or name in ("n_topics", "ray_workers"):
         return int(raw)
     if isinstance(default, float):

@@ -482,7 +482,7 @@ def get_embedder(config_or_name: MinerConfig | str | os.PathLike | None = None,
 def embedding_meta(config: MinerConfig, embedder: Embedder, dim: int) -> dict:
     """What a snapshot records of its embedder, enough for :func:`snapshot_embedder` to rebuild it."""
     meta = {"model_id": embedder.model_id, "model": str(config.embedding_model), "dim": int(dim)}
-    if getattr(embedder, "max_seq_length", None) is not None and isinstance(embedder.max_seq_length, int):
+    if isinstance(getattr(embedder, "max_seq_length", None), int):
         meta["max_seq_length"] = embedder.max_seq_length
     return meta
 

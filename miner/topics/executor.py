@@ -10,8 +10,9 @@ Data contract (both executors):
   on the driver and only cache misses reach the workers.
 * Workers never receive a loaded model: each Ray actor builds its own embedder once from a picklable
   spec (the :class:`MinerConfig`, through :func:`miner.topics.embed.get_embedder`) and checks that its
-  ``model_id`` equals the driver's. Texts are split into contiguous partitions (:func:`partitions`)
-  and the results are concatenated back in partition order.
+  ``model_id`` equals the driver's. Texts are split into contiguous partitions (:func:`partitions`),
+  or, for an embedder whose vectors depend on their batchmates (it has ``batch_plan``, e.g. int8),
+  into exactly the batches it would form itself; results are put back in input order.
 * One worker = one CPU: each actor asks Ray for ``num_cpus=1`` and limits torch / BLAS / OpenMP to
   one thread, so ``n_workers`` workers use ``n_workers`` cores.
 
@@ -135,11 +136,9 @@ class _RayEmbedder:
         if not texts:
             return np.empty((0, self.dim), dtype=np.float32)
         plan = getattr(self._driver, "batch_plan", None)
-        if plan is None:
-            parts = self._executor._map("encode", texts, kind)
-            return np.ascontiguousarray(np.concatenate(parts, axis=0), dtype=np.float32)
-        # Batch-dependent embedders (int8: activation scales per batch): ship the driver's batches.
-        groups = plan(texts, kind)
+        # Batch-dependent embedders (int8: activation scales per batch) get the driver's own batches.
+        groups = (plan(texts, kind) if plan is not None
+                  else [np.arange(a, b) for a, b in self._executor._partitions(len(texts))])
         parts = self._executor._map_groups("encode", [[texts[i] for i in g] for g in groups], kind)
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         for rows, part in zip(groups, parts):
@@ -207,12 +206,8 @@ class RayExecutor:
             self._actors = [actor.remote(self.config, self._model_id) for _ in range(self._workers_wanted())]
         return self._actors
 
-    def _map(self, method: str, texts: list[str], *args) -> list:
-        """Run ``method`` over contiguous partitions of ``texts``; results in partition order."""
-        from ray.util import ActorPool
-        pool = ActorPool(self._pool())
-        chunks = [texts[a:b] for a, b in partitions(len(texts), self._partition_size(len(texts)))]
-        return list(pool.map(lambda a, chunk: getattr(a, method).remote(chunk, *args), chunks))
+    def _partitions(self, n: int) -> list[tuple[int, int]]:
+        return partitions(n, self._partition_size(n))
 
     def _map_groups(self, method: str, groups: list[list[str]], *args) -> list:
         """Run ``method`` on each group as given; results in group order."""
@@ -233,7 +228,7 @@ class RayExecutor:
         if not texts:
             return []
         out: list[list[str]] = []
-        for part in self._map("segment", texts):
+        for part in self._map_groups("segment", [texts[a:b] for a, b in self._partitions(len(texts))]):
             out.extend(part)
         return out
 
