@@ -105,7 +105,7 @@ if st.button("重建话题 Rebuild", key="data.rebuild", disabled=not editable) 
     try:
         with loaders.db_lock():          # the database is read only here; the build itself runs unlocked
             notes = workspace.notes()
-        result = workspace.build(notes=notes, embedder=loaders.embedder(ctx.config.embedding_model),
+        result = workspace.build(notes=notes, embedder=loaders.embedder(ctx.config),
                                  on_progress=progress).result
     except Exception as exc:              # any failure: report it; `latest` still names the old snapshot
         st.session_state["data.build"] = ("error", f"重建失败，继续使用快照 {ctx.source.run_id} "

@@ -119,15 +119,16 @@ def _wait(future, message: str, loader):
 
 
 @st.cache_resource(max_entries=2, show_spinner=False)
-def _embedder_loading(model: str):
+def _embedder_loading(model: str, max_seq_length: int | None):
     """A future of the embedder, loading in a background thread from the first page view on."""
     from miner.topics.embed import get_embedder
-    return _background("embedder-warmup", get_embedder, model)
+    return _background("embedder-warmup", get_embedder, model, max_seq_length)
 
 
-def embedder(model: str):
-    """The embedder (shared by every session); waits for the background load if still running."""
-    return _wait(_embedder_loading(model), "加载向量模型 Loading embedding model…", _embedder_loading)
+def embedder(config: MinerConfig):
+    """The configured embedder (shared by every session); waits for the background load if still running."""
+    return _wait(_embedder_loading(config.embedding_model, config.embedding_max_seq_length),
+                 "加载向量模型 Loading embedding model…", _embedder_loading)
 
 
 def _fit_searcher(snap, embedder_future):
@@ -144,7 +145,9 @@ def _searcher_loading(snapshots_dir: str, run_id: str, _snap):
     Whatever :func:`miner.topics.embed.get_embedder` returns for the snapshot's model is used, so
     the warm-up does not depend on which embedder that is (ONNX, torch, hashing).
     """
-    return _background("searcher-warmup", _fit_searcher, _snap, _embedder_loading(_snap.meta["embedding"]["model"]))
+    embedding = _snap.meta["embedding"]          # the snapshot's own model and length, not the config's
+    return _background("searcher-warmup", _fit_searcher, _snap,
+                       _embedder_loading(embedding["model"], embedding.get("max_seq_length")))
 
 
 def warm_up(snap, snapshots_dir: str, run_id: str) -> None:

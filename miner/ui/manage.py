@@ -38,7 +38,7 @@ def run_update(workspace, ctx) -> None:
     try:
         with loaders.db_lock():
             bar.progress(0.3, text="归入话题 assigning new notes…")
-            result = workspace.update(embedder=loaders.embedder(ctx.config.embedding_model)).result
+            result = workspace.update(embedder=loaders.embedder(ctx.config)).result
         bar.progress(1.0, text="完成 done")
     except Exception as exc:          # any failure: report it; `latest` still names the old snapshot
         st.session_state["data.update_result"] = ("error", f"更新失败，继续使用快照 {ctx.source.run_id}："

@@ -113,7 +113,7 @@ def _run_preparation(workspace) -> None:
         bar.progress(min(max(frac, 0.0), 1.0), text=f"{stage} · {frac:.0%}")
 
     try:
-        workspace.prepare(on_progress=report, embedder=loaders.embedder(workspace.config.embedding_model))
+        workspace.prepare(on_progress=report, embedder=loaders.embedder(workspace.config))
     except Exception as exc:   # show it; whatever completed (e.g. a snapshot) is kept
         st.error(f"构建失败 Build failed: {md_escape(exc)}")
         st.stop()
