@@ -247,18 +247,8 @@ def measure_pages(repo: Path, models_dir: Path, root: Path, warm: int, timeout_m
 def first_search(repo: Path, root: Path, n_notes: int, timeout_ms: int) -> dict:
     """Default embedder: a small real build, then server start → search page up → query → results."""
     from playwright.sync_api import sync_playwright
-    from miner.config import MinerConfig
-    from miner.topics.embed import get_embedder
-    from miner.topics.pipeline import build_topics
-    from miner.topics.snapshot import latest_run_id
-    model = MinerConfig().embedding_model
-    config = MinerConfig(models_dir=root / "models", workspace_dir=root / "workspace", embedding_model=model)
-    if latest_run_id(config) is None:
-        notes = pd.read_parquet(REPO / "data" / "demo" / "notes.parquet")
-        notes = notes.groupby("category", sort=False).head(max(1, n_notes // 90)).head(n_notes)
-        build_topics(config, notes, embedder=get_embedder(model), show_progress=False, run_id="real")
-    env = {"MINER_MODELS_DIR": str(config.models_dir), "MINER_WORKSPACE_DIR": str(config.workspace_dir),
-           "MINER_EMBEDDING_MODEL": str(model)}
+    from common import small_real_workspace
+    config, env, _ = small_real_workspace(root, n_notes, REPO)
     proc, url = start_app(repo, env, root / "streamlit.log")
     try:
         with sync_playwright() as pw:
@@ -276,7 +266,7 @@ def first_search(repo: Path, root: Path, n_notes: int, timeout_ms: int) -> dict:
             browser.close()
     finally:
         stop_app(proc)
-    return {"model": Path(str(model)).name, "notes": n_notes, "page_up_s": round(up - opened, 2),
+    return {"model": Path(str(config.embedding_model)).name, "notes": n_notes, "page_up_s": round(up - opened, 2),
             "first_search_s": round(done - up, 2), "open_to_results_s": round(done - opened, 2)}
 
 

@@ -151,3 +151,23 @@ def markdown_table(rows: list[dict], columns: list[str]) -> str:
     lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
     lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in columns) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def small_real_workspace(root: Path, n_notes: int, repo: Path = REPO_ROOT):
+    """A workspace under ``root`` holding a real build (default embedder) of ``n_notes`` demo notes
+    spread over the categories; built on the first call only. Returns ``(config, env, built)``,
+    ``env`` being the ``MINER_*`` variables that point an app at it."""
+    from miner.config import MinerConfig
+    from miner.topics.embed import get_embedder
+    from miner.topics.pipeline import build_topics
+    from miner.topics.snapshot import latest_run_id
+    model = MinerConfig().embedding_model
+    config = MinerConfig(models_dir=root / "models", workspace_dir=root / "workspace", embedding_model=model)
+    built = latest_run_id(config) is None
+    if built:
+        notes = pd.read_parquet(repo / "data" / "demo" / "notes.parquet")
+        notes = notes.groupby("category", sort=False).head(max(1, n_notes // 90)).head(n_notes)
+        build_topics(config, notes, embedder=get_embedder(model), show_progress=False, run_id="real")
+    env = {"MINER_MODELS_DIR": str(config.models_dir), "MINER_WORKSPACE_DIR": str(config.workspace_dir),
+           "MINER_EMBEDDING_MODEL": str(model)}
+    return config, env, built

@@ -8,8 +8,9 @@ reviews of 40–120 characters (mean ≈ 75, like a note). Each embedder encodes
 ``TopicClusterer`` runs on each with several seeds, and the loss is mean NMI(fp32) − mean NMI(int8)
 (positive = int8 worse), with the per-seed values kept.
 
-``ray_2_over_1_workers``: the int8 embedder in Ray actors of one CPU each (one ONNX Runtime thread),
-over partitions of the same texts; throughput with 2 actors ÷ 1 (start-up excluded).
+``ray_2_over_1_workers``: the build's Ray executor (:func:`miner.topics.executor.embedding_throughput`,
+actors of one CPU and one ONNX Runtime thread each) on the same ~75-char notes; throughput with 2
+workers ÷ 1 (start-up and model load excluded).
 
     python bench/embed_speed.py               # ~6–10 min on 2 cores; writes bench/results/embed_speed.json
 """
@@ -83,33 +84,9 @@ def nmi_loss(int8, fp32, datasets: list[str], n: int, seeds: list[int]) -> dict:
 
 
 def ray_ratio(texts: list[str]) -> dict:
-    """notes/s of the int8 embedder in 1 and in 2 one-CPU Ray actors (model loaded before timing)."""
-    import ray
-
-    @ray.remote(num_cpus=1)
-    class Worker:
-        def __init__(self):
-            self.embedder = OnnxEmbedder(threads=1, show_progress=False)
-            self.embedder.encode(["预热 warm-up"])
-
-        def encode(self, part):
-            return self.embedder.encode(part, show_progress=False)
-
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
-    try:
-        rates = {}
-        for n_workers in (1, 2):
-            workers = [Worker.remote() for _ in range(n_workers)]
-            ray.get([w.encode.remote(texts[:8]) for w in workers])
-            parts = np.array_split(np.arange(len(texts)), 8 * n_workers)
-            started = time.perf_counter()
-            refs = [workers[i % n_workers].encode.remote([texts[j] for j in part]) for i, part in enumerate(parts)]
-            ray.get(refs)
-            rates[n_workers] = len(texts) / (time.perf_counter() - started)
-            for w in workers:
-                ray.kill(w)
-    finally:
-        ray.shutdown()
+    """notes/s of the default embedder on 1 and on 2 one-CPU Ray workers (the build's executor)."""
+    from miner.topics.executor import embedding_throughput
+    rates = {n: embedding_throughput(MinerConfig(), texts, n) for n in (1, 2)}
     return {"notes_per_s_1_worker": round(rates[1], 1), "notes_per_s_2_workers": round(rates[2], 1),
             "ratio": round(rates[2] / rates[1], 3)}
 

@@ -30,20 +30,12 @@ QUERY = "露营 装备"
 def child(repo: Path, root: Path, notes_n: int, delay: float) -> dict:
     sys.path.insert(0, str(repo))
     os.chdir(repo)
-    import pandas as pd
-    from miner.config import MinerConfig
-    from miner.topics.embed import get_embedder
-    from miner.topics.pipeline import build_topics
-    from miner.topics.snapshot import latest_run_id
-    model = MinerConfig().embedding_model
-    config = MinerConfig(models_dir=root / "models", workspace_dir=root / "workspace", embedding_model=model)
-    if latest_run_id(config) is None:
-        notes = pd.read_parquet(repo / "data" / "demo" / "notes.parquet")
-        notes = notes.groupby("category", sort=False).head(max(1, notes_n // 90)).head(notes_n)
-        build_topics(config, notes, embedder=get_embedder(model), show_progress=False, run_id="real")
+    from common import small_real_workspace
+    config, env, built = small_real_workspace(root, notes_n, repo)
+    if built:
         return {"built": True}
-    os.environ.update(MINER_MODELS_DIR=str(config.models_dir), MINER_WORKSPACE_DIR=str(config.workspace_dir),
-                      MINER_EMBEDDING_MODEL=str(model))
+    os.environ.update(env)
+    model = config.embedding_model
     from streamlit.testing.v1 import AppTest
     at = AppTest.from_file("pages/search.py", default_timeout=600)
     started = time.perf_counter()
