@@ -61,19 +61,28 @@ def trend(series: pd.DataFrame, nodes=(), title: str = "") -> go.Figure:
     if "share_of_volume" in s:
         fig.add_scatter(x=x, y=s["share_of_volume"] * 100, name="声量占比 %", mode="lines",
                         line=dict(color="#34495e", width=1, dash="dot"), yaxis="y2")
-    for node in nodes:
-        for phase, (lo, hi) in node.phases.items():
-            fig.add_vrect(x0=pd.Timestamp(lo), x1=pd.Timestamp(hi) + pd.Timedelta(days=1),
-                          fillcolor=PHASE_COLORS.get(phase, "rgba(0,0,0,0.05)"), line_width=0, layer="below")
-        day = pd.Timestamp(node.date)
-        fig.add_shape(type="line", x0=day, x1=day, y0=0, y1=1, yref="paper",
-                      line=dict(color="#ff2442", dash="dash", width=1))
-        fig.add_annotation(x=day, y=1, yref="paper", yanchor="bottom", showarrow=False,
-                           text=svg_safe(node.name_zh), font=dict(color="#ff2442"))
+    shapes, notes = node_markers(nodes)
+    fig.update_layout(shapes=shapes, annotations=notes)     # one update: add_vrect per phase took ~2 s
     fig.update_layout(title=svg_safe(title), barmode="overlay",
                       yaxis=dict(title="笔记数", rangemode="tozero"),
                       yaxis2=dict(title="占比 %", overlaying="y", side="right", showgrid=False, rangemode="tozero"))
     return _layout(fig)
+
+
+def node_markers(nodes) -> tuple[list[dict], list[dict]]:
+    """Plain-dict shapes (shaded phases, a dashed line on the day) and labels for marketing nodes."""
+    shapes, notes = [], []
+    for node in nodes:
+        for phase, (lo, hi) in node.phases.items():
+            shapes.append(dict(type="rect", xref="x", yref="paper", x0=pd.Timestamp(lo),
+                               x1=pd.Timestamp(hi) + pd.Timedelta(days=1), y0=0, y1=1, line_width=0,
+                               fillcolor=PHASE_COLORS.get(phase, "rgba(0,0,0,0.05)"), layer="below"))
+        day = pd.Timestamp(node.date)
+        shapes.append(dict(type="line", xref="x", yref="paper", x0=day, x1=day, y0=0, y1=1,
+                           line=dict(color="#ff2442", dash="dash", width=1)))
+        notes.append(dict(x=day, y=1, xref="x", yref="paper", yanchor="bottom", showarrow=False,
+                          text=svg_safe(node.name_zh), font=dict(color="#ff2442")))
+    return shapes, notes
 
 
 def aips_funnel(counts: pd.DataFrame, suppressed_text: str) -> go.Figure:
