@@ -106,8 +106,12 @@ class Workspace:
         return self.store().has_table(name)
 
     def missing_tables(self, names=AUDIENCE_TABLES) -> list[str]:
-        store = self.store()
-        return [n for n in names if not store.has_table(n)]
+        if not Path(self.config.db_path).exists():
+            return list(names)
+        from miner.store import table_names
+        with self.store(read_only=True).connect() as con:     # one connection, not one per table
+            present = table_names(con)
+        return [n for n in names if n not in present]
 
     def latest_run_id(self) -> str | None:
         from miner.topics.snapshot import latest_run_id
