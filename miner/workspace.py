@@ -331,12 +331,13 @@ class Workspace:
         from miner.topics.segment import make_segmenter
         return make_segmenter(self.config, n_jobs=n_jobs)
 
-    def searcher(self, snapshot, embedder=None):
-        """A fitted :class:`~miner.insights.search.TopicSearcher` using the configured segmenter."""
+    def searcher(self, snapshot, embedder=None, segmenter=None):
+        """A fitted :class:`~miner.insights.search.TopicSearcher` using the configured segmenter
+        (or ``segmenter``, one made by :meth:`segmenter`, e.g. already loaded)."""
         from miner.insights.search import TopicSearcher
         from miner.topics.embed import snapshot_embedder
         embedder = embedder or snapshot_embedder(snapshot.meta["embedding"])
-        return TopicSearcher(embedder=embedder, segmenter=self.segmenter()).fit(snapshot)
+        return TopicSearcher(embedder=embedder, segmenter=segmenter or self.segmenter()).fit(snapshot)
 
     # ---- insights --------------------------------------------------------------------------------
     def trend_table(self, snapshot, freq: str = "D", today=None) -> pd.DataFrame:

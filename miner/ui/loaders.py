@@ -131,9 +131,15 @@ def embedder(config: MinerConfig):
                  "加载向量模型 Loading embedding model…", _embedder_loading)
 
 
-def _fit_searcher(snap, embedder_future):
+def _loaded_segmenter():
+    segmenter = workspace().segmenter()
+    segmenter.segment("预热")           # loads jieba's dictionary and the lexicons (seconds)
+    return segmenter
+
+
+def _fit_searcher(snap, embedder_future, segmenter_future):
     # Built by the workspace service: the configured dictionaries and stopwords segment queries.
-    found = workspace().searcher(snap, embedder_future.result())
+    found = workspace().searcher(snap, embedder_future.result(), segmenter_future.result())
     found.search("预热 warm-up", k=1)    # loads the query segmenter's dictionary and runs the encoder once
     return found
 
@@ -146,8 +152,9 @@ def _searcher_loading(snapshots_dir: str, run_id: str, _snap):
     the warm-up does not depend on which embedder that is (ONNX, torch, hashing).
     """
     embedding = _snap.meta["embedding"]          # the snapshot's own model and length, not the config's
-    return _background("searcher-warmup", _fit_searcher, _snap,
-                       _embedder_loading(embedding["model"], embedding.get("max_seq_length")))
+    model = _embedder_loading(embedding["model"], embedding.get("max_seq_length"))
+    segmenter = _background("segmenter-warmup", _loaded_segmenter)   # alongside the model load
+    return _background("searcher-warmup", _fit_searcher, _snap, model, segmenter)
 
 
 def warm_up(snap, snapshots_dir: str, run_id: str) -> None:
