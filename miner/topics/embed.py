@@ -354,7 +354,9 @@ class EmbeddingCache:
                     filled[row] = True
             if dst:
                 vectors = np.load(vecs_file, mmap_mode="r", allow_pickle=False)
-                target(vectors.shape[1])[dst] = vectors[src]
+                out, dst, src = target(vectors.shape[1]), np.asarray(dst), np.asarray(src)
+                for lo in range(0, len(dst), 65_536):     # a block of rows at a time from the shard's map
+                    out[dst[lo:lo + 65_536]] = vectors[src[lo:lo + 65_536]]
         return filled
 
     def store(self, model_id: str, kind: str, keys: Sequence[bytes], vectors: np.ndarray) -> None:
