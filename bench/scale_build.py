@@ -242,8 +242,16 @@ def project(builds: list[dict], cluster_runs: list[dict], target_n: int = 10_000
     # (an upper bound if the growth is sub-linear)
     slope = (c2["peak_anon_gb"] - c1["peak_anon_gb"]) / (c2["n"] - c1["n"])
     b1, b2 = sorted(builds, key=lambda r: r["n"])[-2:]
-    peak = lambda b: max(s["peak_anon_gb"] for s in b["stages"].values())   # noqa: E731
-    build_slope = (peak(b2) - peak(b1)) / (b2["n"] - b1["n"])
+
+    def linear(key, stage):
+        y1, y2 = b1["stages"][stage][key], b2["stages"][stage][key]
+        return y2 + (y2 - y1) / (b2["n"] - b1["n"]) * (target_n - b2["n"])
+    # Per stage: private peak extended linearly from the two largest builds; for clustering, what the
+    # build holds when it starts (texts, tokens, tables: linear) plus what the sampled clustering adds
+    # in the clustering-only runs (flat above max_train_size).
+    stage_peaks = {stage: round(linear("peak_anon_gb", stage), 2) for stage in b2["stages"] if stage != "clustering"}
+    stage_peaks["clustering"] = round(linear("anon_at_start_gb", "clustering")
+                                      + c2["peak_anon_gb"] - c2["anon_at_start_gb"], 2)
     scale = target_n / b2["n"]
     st = b2["stages"]
     rest_s = (st["labelling"]["seconds"] + st["indexing"]["seconds"] + st["writing"]["seconds"]) * scale
@@ -258,7 +266,8 @@ def project(builds: list[dict], cluster_runs: list[dict], target_n: int = 10_000
         "n": target_n,
         "peak_rss_gb": round(max(c2["peak_anon_gb"] + slope * (target_n - c2["n"]), 0), 2),
         "clustering_peak_rss_gb": round(c2["peak_anon_gb"] + slope * (target_n - c2["n"]), 2),
-        "build_peak_rss_gb": round(peak(b2) + build_slope * (target_n - b2["n"]), 2),
+        "build_peak_rss_gb": max(stage_peaks.values()),
+        "build_stage_peak_rss_gb": stage_peaks,
         "embeddings_mmap_gb": round(target_n * 384 * 4 / GB, 2),
         "hours_on_N_workers": hours,
         "assumptions": {
@@ -272,10 +281,11 @@ def project(builds: list[dict], cluster_runs: list[dict], target_n: int = 10_000
                             f"({c2['seconds']:.0f} s), labelling + indexing + writing and segmentation from the "
                             f"{b2['n']:,}-note build",
             "memory": f"peak_rss_gb = the clustering stage's private (anon) peak extended linearly from the "
-                      f"{c1['n']:,} and {c2['n']:,}-note clustering runs; build_peak_rss_gb = the whole build's "
-                      f"private peak extended linearly from the {b1['n']:,} and {b2['n']:,}-note builds (texts, "
-                      "tokens and tables are held in memory and grow linearly); embeddings stay on disk, "
-                      "memory-mapped",
+                      f"{c1['n']:,} and {c2['n']:,}-note clustering runs; build_stage_peak_rss_gb = each build "
+                      f"stage's private peak extended linearly from the {b1['n']:,} and {b2['n']:,}-note builds "
+                      "(texts, tokens, tables and the FAISS note index, which holds every vector, grow "
+                      "linearly), the clustering stage as the memory held at its start (linear) plus the "
+                      "sampled clustering's own increment; embeddings stay on disk, memory-mapped",
         },
     }
 
@@ -351,7 +361,18 @@ def main(argv=None) -> int:
     ap.add_argument("--n", type=int)
     ap.add_argument("--max-train-size", default="default")
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--summarise-only", action="store_true",
+                    help="recompute the derived figures and RESULTS.md from the measured rows in the JSON")
     args = ap.parse_args(argv)
+    if args.summarise_only:
+        old = json.loads(RESULTS.read_text(encoding="utf-8"))
+        builds = [{k: v for k, v in b.items() if k not in ("stage_seconds", "clustering_peak_rss_incl_mapped_gb")}
+                  for b in old["sizes"]]
+        result = summarise(builds, old["clustering_only"], old["run"], time.perf_counter() - old["run"]["seconds"])
+        result["run"]["load"] = old["run"]["load"]
+        result["run"]["summarised_again"] = "derived figures recomputed with --summarise-only from the measured rows"
+        write_all(result)
+        return 0
     if args.child == "build":
         child_build(args.n, args.out)
         return 0
@@ -411,7 +432,8 @@ def summarise(builds, clustering_only, info, started) -> dict:
         f"clustering_peak_rss_gb_{'1m' if at_1m['n'] == 1_000_000 else str(at_1m['n'])}": at_1m["peak_anon_gb"],
         "clustering_1m_vs_all_in_memory": _comparison(clustering_only),
         "projected_10m": project(builds, clustering_only),
-        "run": {**info, "load": load_average(), "seconds": round(time.perf_counter() - started, 1)},
+        "run": {**info, "load": load_average(),
+                "seconds": round(time.perf_counter() - started, 1)},
     }
     result.setdefault("clustering_peak_rss_gb_1m", None)
     value = result["clustering_peak_rss_gb_1m"]
