@@ -319,6 +319,12 @@ def markdown(result: dict) -> str:
               ", ".join(f"{k}: {v}" for k, v in p["hours_on_N_workers"].items()) +
               f" ({p['assumptions']['embedding_notes_per_s_1_worker']} notes/s int8 embedding on one worker, "
               f"× {p['assumptions']['ray_2_over_1_workers']} per doubling; {p['assumptions']['other_stages']}).",
+              "", "Projected private peak per build stage at 10M (GB): " +
+              ", ".join(f"{k} {v}" for k, v in p["build_stage_peak_rss_gb"].items()) +
+              ". What still grows with the corpus: the notes table, texts and jieba tokens (Python objects, "
+              "held through the build), the FAISS note index (`IVF…,Flat` keeps every vector in RAM: "
+              "1.5 GB per 1M notes) and the snapshot writer (parquet of notes + tokens). The clustering "
+              "stage's own increment does not grow above max_train_size.",
               "", f"Target (clustering peak ≤ 2 GB at 1M beside the mapped embeddings): "
               f"{'met' if result['targets_met']['clustering_peak_le_2gb_1m'] else 'NOT met'} "
               f"({result['clustering_peak_rss_gb_1m']} GB, clustering alone at 1M on the mapped embeddings).", ""]
@@ -413,7 +419,8 @@ def main(argv=None) -> int:
 
 
 def summarise(builds, clustering_only, info, started) -> dict:
-    from miner.topics.cluster import CHUNK_ROWS, MAX_TRAIN_SIZE
+    from miner.topics.blocks import CHUNK_ROWS
+    from miner.topics.cluster import MAX_TRAIN_SIZE
     sampled = [c for c in clustering_only if c["max_train_size"]]
     at_1m = next((c for c in sampled if c["n"] == 1_000_000), max(sampled, key=lambda c: c["n"]))
     result = {

@@ -180,9 +180,9 @@ def _matching(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def test_sampled_fit_is_the_fit_of_its_sample_applied_to_all_notes(review_vectors, monkeypatch):
-    import miner.topics.cluster as cluster
+    import miner.topics.blocks as blocks_module
     _, X = review_vectors
-    monkeypatch.setattr(cluster, "CHUNK_ROWS", 10_000)          # one block: same arithmetic as a plain fit
+    monkeypatch.setattr(blocks_module, "CHUNK_ROWS", 10_000)    # one block: same arithmetic as a plain fit
     big = TopicClusterer(n_topics=8, min_topic_size=10, seed=3, max_train_size=120).fit(X)
     rows = np.sort(np.random.default_rng(3).choice(len(X), 120, replace=False))
     # min_topic_size counts corpus notes: 10 of 240 ≈ 5 of the 120 sampled
@@ -199,11 +199,11 @@ def test_sampled_fit_is_the_fit_of_its_sample_applied_to_all_notes(review_vector
 
 
 def test_block_size_does_not_change_a_sampled_fit(review_vectors, monkeypatch):
-    import miner.topics.cluster as cluster
+    import miner.topics.blocks as blocks_module
     _, X = review_vectors
-    monkeypatch.setattr(cluster, "CHUNK_ROWS", 10_000)
+    monkeypatch.setattr(blocks_module, "CHUNK_ROWS", 10_000)
     whole = TopicClusterer(min_topic_size=5, max_train_size=150).fit(X)
-    monkeypatch.setattr(cluster, "CHUNK_ROWS", 37)
+    monkeypatch.setattr(blocks_module, "CHUNK_ROWS", 37)
     blocks = TopicClusterer(min_topic_size=5, max_train_size=150).fit(X)
     assert np.array_equal(whole.labels_, blocks.labels_)
     np.testing.assert_allclose(whole.scores_, blocks.scores_, atol=1e-5)
@@ -213,9 +213,9 @@ def test_block_size_does_not_change_a_sampled_fit(review_vectors, monkeypatch):
 
 def test_sampled_warm_start_keeps_the_previous_topics(review_vectors, monkeypatch):
     import pandas as pd
-    import miner.topics.cluster as cluster
+    import miner.topics.blocks as blocks_module
     _, X = review_vectors
-    monkeypatch.setattr(cluster, "CHUNK_ROWS", 64)            # prior centroids and hysteresis block by block
+    monkeypatch.setattr(blocks_module, "CHUNK_ROWS", 64)        # prior centroids, hysteresis: in blocks
 
     def agreement(a, b):
         return pd.crosstab(a, b).max(axis=1).sum() / len(a)
@@ -238,11 +238,3 @@ def test_at_or_below_max_train_size_the_fit_uses_every_note(review_vectors):
     assert np.array_equal(a.labels_, b.labels_) and np.array_equal(a.scores_, b.scores_)
     assert a.reference_.shape[0] == len(X)
 
-
-def test_blockwise_helpers_match_the_whole_array_versions(review_vectors):
-    from miner.topics.cluster import as_float32_normalized, mean_rows, normalize_rows_inplace
-    _, X = review_vectors
-    X = X * np.linspace(0.5, 3, len(X), dtype=np.float32)[:, None]
-    np.testing.assert_array_equal(normalize_rows_inplace(X.copy(), chunk_rows=7), as_float32_normalized(X))
-    np.testing.assert_allclose(mean_rows(X, chunk_rows=7), X.astype(np.float64).mean(axis=0), rtol=1e-12)
-    np.testing.assert_array_equal(mean_rows(X), X.astype(np.float64).mean(axis=0))

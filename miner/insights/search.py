@@ -277,7 +277,7 @@ class TopicSearcher(BaseEstimator):
         self.topic_sizes_ = np.bincount(self.note_topic_[self.note_topic_ >= 0], minlength=n_topics)
 
         embeddings = getattr(snap, "embeddings", None)
-        from miner.topics.cluster import mean_rows
+        from miner.topics.blocks import mean_rows
         self.mean_ = (mean_rows(embeddings).astype(np.float32)      # blockwise: embeddings may be memory-mapped
                       if embeddings is not None and len(embeddings) else None)
         centroids = getattr(snap, "centroids", None)

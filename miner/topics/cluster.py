@@ -24,7 +24,7 @@ Topic ids are renumbered by size (0 = largest), so a seed always gives the same 
 
 Large corpora (more than ``max_train_size`` notes): steps 1–5 run on a seeded sample of that many
 notes (the smoothing neighbours are sample notes too), then every note is transformed and
-assigned to its nearest centroid ``CHUNK_ROWS`` at a time, and the outlier threshold is the
+assigned to its nearest centroid ``blocks.CHUNK_ROWS`` at a time, and the outlier threshold is the
 quantile of all notes' scores. Memory then grows with the sample and the chunk, not the corpus
 (per-note labels and scores aside), and the input may be a read-only memory-mapped array.
 """
@@ -40,10 +40,11 @@ from sklearn.base import BaseEstimator
 from sklearn.metrics import silhouette_score
 
 from miner.schema import OUTLIER
+from miner.topics import blocks
+from miner.topics.blocks import CHUNK_ROWS, as_rows, mean_rows, normalize_rows_inplace, row_blocks  # noqa: F401
 
 
 
-CHUNK_ROWS = 65_536       # notes per block when a large input is normalised, transformed or assigned
 MAX_TRAIN_SIZE = 200_000  # default sample size of the clusterer's fit on larger corpora
 
 
@@ -54,46 +55,6 @@ def as_float32_normalized(X) -> np.ndarray:
         raise ValueError(f"expected a 2-D array of embeddings, got shape {X.shape}")
     norms = np.linalg.norm(X, axis=1, keepdims=True)
     return np.ascontiguousarray(X / np.maximum(norms, 1e-12), dtype=np.float32)
-
-
-def normalize_rows_inplace(X: np.ndarray, chunk_rows: int | None = None) -> np.ndarray:
-    """Normalise a writable float32 C-contiguous array in place, ``chunk_rows`` rows at a time.
-
-    Row by row the same values as :func:`as_float32_normalized` (tested), without its full copy.
-    """
-    if X.dtype != np.float32 or X.ndim != 2 or not X.flags.c_contiguous or not X.flags.writeable:
-        raise ValueError("normalize_rows_inplace needs a writable, C-contiguous 2-D float32 array")
-    for lo, hi in row_blocks(len(X), chunk_rows):
-        block = X[lo:hi]
-        np.divide(block, np.maximum(np.linalg.norm(block, axis=1, keepdims=True), 1e-12), out=block)
-    return X
-
-
-def as_rows(X) -> np.ndarray:
-    """A 2-D array view of ``X`` without copying an ndarray (a memory-mapped one stays mapped)."""
-    X = X if isinstance(X, np.ndarray) else np.asarray(X, dtype=np.float32)
-    if X.ndim != 2:
-        raise ValueError(f"expected a 2-D array of embeddings, got shape {X.shape}")
-    return X
-
-
-def row_blocks(n: int, chunk_rows: int | None = None):
-    """``(lo, hi)`` bounds of consecutive row blocks covering ``range(n)`` (``CHUNK_ROWS`` each)."""
-    chunk_rows = chunk_rows or CHUNK_ROWS
-    return [(lo, min(n, lo + chunk_rows)) for lo in range(0, n, chunk_rows)]
-
-
-def mean_rows(X, chunk_rows: int | None = None) -> np.ndarray:
-    """float64 mean of the rows of ``X``; above ``chunk_rows`` rows summed block by block instead
-    of converting the whole array to float64 at once (small inputs: exactly ``X.mean(axis=0)``)."""
-    X = as_rows(X)
-    chunk_rows = chunk_rows or CHUNK_ROWS
-    if len(X) <= chunk_rows:
-        return np.asarray(X, dtype=np.float64).mean(axis=0)
-    total = np.zeros(X.shape[1], np.float64)
-    for lo, hi in row_blocks(len(X), chunk_rows):
-        total += np.asarray(X[lo:hi], dtype=np.float64).sum(axis=0)
-    return total / len(X)
 
 
 @contextmanager
@@ -228,8 +189,8 @@ class TopicClusterer(BaseEstimator):
     max_train_size : int or None, default 200,000
         Above this many notes, whitening, the choice of k, k-means, small-topic dissolving and the
         smoothing neighbours (``reference_``) are fitted on a seeded sample of this size; every
-        note is then assigned to its nearest centroid in blocks of ``CHUNK_ROWS`` (memory grows with
-        the sample, not the corpus; the input may be memory-mapped). ``None`` = always all notes.
+        note is then assigned to its nearest centroid in blocks of ``blocks.CHUNK_ROWS`` notes (memory
+        grows with the sample, not the corpus; the input may be memory-mapped). ``None`` = always all notes.
         At or below it the fit is exactly the all-notes one.
 
     Attributes
@@ -343,7 +304,7 @@ class TopicClusterer(BaseEstimator):
         normalize_rows_inplace(Xs)
         if self.center:
             self.mean_, self.components_ = whitening_projection(Xs, self.whiten_dims, self.whiten_power,
-                                                                chunk_rows=CHUNK_ROWS)
+                                                                chunk_rows=blocks.CHUNK_ROWS)
         else:
             self.mean_ = np.zeros(X.shape[1], np.float32)
             self.components_ = np.eye(X.shape[1], dtype=np.float32)
@@ -395,17 +356,17 @@ class TopicClusterer(BaseEstimator):
         return self
 
     def _blocks(self, X: np.ndarray, smooth: bool = True, normalized: bool = False):
-        """``(lo, hi, Z)`` over ``X`` in blocks of ``CHUNK_ROWS`` notes, Z in the clustering space
+        """``(lo, hi, Z)`` over ``X`` in blocks of ``blocks.CHUNK_ROWS`` notes, Z in the clustering space
         (centred only when ``smooth=False``); one block, computed as before chunking, when small.
         ``normalized``: X's rows are unit float32 already (not normalised twice)."""
         for lo, hi in row_blocks(len(X)) or [(0, 0)]:
-            block = X[lo:hi] if len(X) > CHUNK_ROWS else X
+            block = X[lo:hi] if len(X) > blocks.CHUNK_ROWS else X
             block = block if normalized else as_float32_normalized(block)
             yield lo, hi, self._transform(block) if smooth else self._centred(block)
 
     def _map_blocks(self, X: np.ndarray, smooth: bool, normalized: bool = False) -> np.ndarray:
         """All of ``X`` in the clustering space, one block of temporaries at a time."""
-        if len(X) <= CHUNK_ROWS:
+        if len(X) <= blocks.CHUNK_ROWS:
             return next(self._blocks(X, smooth, normalized))[2]
         out = np.empty((len(X), self.components_.shape[1]), np.float32)
         for lo, hi, Z in self._blocks(X, smooth, normalized):

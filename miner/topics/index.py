@@ -15,7 +15,8 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from miner.atomic import atomic_path, write_json_atomic
-from miner.topics.cluster import as_float32_normalized, as_rows, row_blocks
+from miner.topics.blocks import as_rows, row_blocks
+from miner.topics.cluster import as_float32_normalized
 
 FLAT_THRESHOLD = 100_000
 

@@ -297,7 +297,7 @@ class TopicLabeler(BaseEstimator):
         V -= V.mean(axis=0)                         # centred: remove what every word shares
         V /= np.maximum(np.linalg.norm(V, axis=1, keepdims=True), 1e-12)
         row = {w: i for i, w in enumerate(words)}
-        from miner.topics.cluster import mean_rows
+        from miner.topics.blocks import mean_rows
         mu = mean_rows(embeddings)                  # no float64 copy of a large (memory-mapped) matrix
         out = []
         for topic, cands in enumerate(candidates):

@@ -19,7 +19,8 @@ import pandas as pd
 
 import miner
 from miner import schema
-from miner.topics.cluster import TopicClusterer, as_float32_normalized, normalize_rows_inplace, row_blocks
+from miner.topics.blocks import normalize_rows_inplace, row_blocks
+from miner.topics.cluster import TopicClusterer, as_float32_normalized
 from miner.topics.executor import make_executor
 from miner.config import MinerConfig
 from miner.topics.index import VectorIndex
