@@ -344,3 +344,19 @@ def test_cached_real_model_matches_uncached(real_embedder, tmp_path):
     cached_encode(real_embedder, NOTES[:2], cache)
     np.testing.assert_allclose(cached_encode(real_embedder, NOTES, cache), direct, atol=1e-5)
     assert cache.last_stats == CacheStats(hits=2, misses=3)
+
+
+def test_cached_encode_fills_a_memory_mapped_output(tmp_path):
+    embedder = HashingEmbedder()
+    cache = EmbeddingCache(tmp_path / "cache")
+    cached_encode(embedder, NOTES[:2], cache)                       # two texts already cached
+    texts = NOTES + NOTES[:3]                                       # and three repeated
+    out = np.lib.format.open_memmap(tmp_path / "e.npy", mode="w+", dtype=np.float32,
+                                    shape=(len(texts), embedder.dim))
+    counting = CountingEmbedder(embedder)
+    got = cached_encode(counting, texts, cache, chunk_size=2, out=out)
+    assert got is out
+    out.flush()
+    np.testing.assert_array_equal(np.load(tmp_path / "e.npy"), embedder.encode(texts))
+    assert counting.seen == NOTES[2:]                               # each new text embedded once
+    assert cache.last_stats == CacheStats(hits=4, misses=len(texts) - 4)

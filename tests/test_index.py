@@ -46,3 +46,15 @@ def test_save_load_round_trip(tmp_path, review_vectors):
     assert back.factory_ == "Flat" and back.ntotal == len(X)
     assert np.array_equal(back.search(X[:4], 3)[1], idx.search(X[:4], 3)[1])
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_blockwise_fit_equals_one_block(monkeypatch):
+    import miner.topics.blocks as blocks_module
+    X = _clustered(3_000) * 3.0                                     # not unit length: fit normalises
+    Q = _clustered(50, seed=1)
+    one = VectorIndex(factory="IVF16,Flat", nprobe=4).fit(X)
+    monkeypatch.setattr(blocks_module, "CHUNK_ROWS", 256)
+    blocks = VectorIndex(factory="IVF16,Flat", nprobe=4).fit(X)
+    assert blocks.ntotal == len(X)
+    for a, b in zip(one.search(Q, 10), blocks.search(Q, 10)):
+        np.testing.assert_array_equal(a, b)

@@ -40,7 +40,11 @@ def test_build_writes_a_complete_snapshot_and_moves_latest(config, review_notes)
     assert sizes.tolist() == snap.topics.sort_values("topic_id")["size"].tolist()
     assert snap.meta["data_hash"] and snap.meta["embedding"]["model_id"] == HashingEmbedder().model_id
     assert snap.meta["clusterer"]["params"]["n_neighbors"] == 15
-    assert not [p for p in config.snapshots_dir.iterdir() if p.name.startswith(".tmp")]
+    assert not [p for p in config.snapshots_dir.iterdir() if p.name.startswith(".tmp")]   # scratch removed too
+    # embeddings are read from disk on use: a read-only memory map, unit rows as built
+    assert isinstance(snap.embeddings, np.memmap) and not snap.embeddings.flags.writeable
+    np.testing.assert_allclose(np.linalg.norm(snap.embeddings, axis=1), 1.0, atol=1e-5)
+    assert snap.clusterer.reference_.shape[0] == len(review_notes)   # below max_train_size: every note
     # progress only moves forward, and embedding reports its own count
     fractions = [f for _, f in stages]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0

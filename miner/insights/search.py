@@ -277,7 +277,8 @@ class TopicSearcher(BaseEstimator):
         self.topic_sizes_ = np.bincount(self.note_topic_[self.note_topic_ >= 0], minlength=n_topics)
 
         embeddings = getattr(snap, "embeddings", None)
-        self.mean_ = (np.asarray(embeddings, dtype=np.float64).mean(axis=0).astype(np.float32)
+        from miner.topics.blocks import mean_rows
+        self.mean_ = (mean_rows(embeddings).astype(np.float32)      # blockwise: embeddings may be memory-mapped
                       if embeddings is not None and len(embeddings) else None)
         centroids = getattr(snap, "centroids", None)
         self.centred_norms_ = None

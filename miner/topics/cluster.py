@@ -21,6 +21,12 @@ Method (all heavy work in FAISS):
    marked ``-1`` instead of being forced into a topic; raise ``outlier_share`` for purer topics.
 
 Topic ids are renumbered by size (0 = largest), so a seed always gives the same ids.
+
+Large corpora (more than ``max_train_size`` notes): steps 1–5 run on a seeded sample of that many
+notes (the smoothing neighbours are sample notes too), then every note is transformed and
+assigned to its nearest centroid ``blocks.CHUNK_ROWS`` at a time, and the outlier threshold is the
+quantile of all notes' scores. Memory then grows with the sample and the chunk, not the corpus
+(per-note labels and scores aside), and the input may be a read-only memory-mapped array.
 """
 from __future__ import annotations
 
@@ -34,7 +40,12 @@ from sklearn.base import BaseEstimator
 from sklearn.metrics import silhouette_score
 
 from miner.schema import OUTLIER
+from miner.topics import blocks
+from miner.topics.blocks import CHUNK_ROWS, as_rows, mean_rows, normalize_rows_inplace, row_blocks  # noqa: F401
 
+
+
+MAX_TRAIN_SIZE = 200_000  # default sample size of the clusterer's fit on larger corpora
 
 
 def as_float32_normalized(X) -> np.ndarray:
@@ -108,11 +119,21 @@ def spherical_kmeans(X: np.ndarray, k: int, seed: int, niter: int = 25, nredo: i
     return km.centroids.copy(), idx[:, 0].astype(np.int64)
 
 
-def whitening_projection(X: np.ndarray, dims: int, power: float) -> tuple[np.ndarray, np.ndarray]:
-    """(mean, components): ``(X - mean) @ components`` = top-``dims`` PCA scores / sqrt(eig)**power."""
+def whitening_projection(X: np.ndarray, dims: int, power: float,
+                         chunk_rows: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, components): ``(X - mean) @ components`` = top-``dims`` PCA scores / sqrt(eig)**power.
+
+    ``chunk_rows`` accumulates the covariance block by block (no float64 copy of ``X``)."""
     mean = X.mean(axis=0)
-    Xc = (X - mean).astype(np.float64)
-    cov = Xc.T @ Xc / max(len(X) - 1, 1)
+    if chunk_rows is None:
+        Xc = (X - mean).astype(np.float64)
+        cov = Xc.T @ Xc / max(len(X) - 1, 1)
+    else:
+        cov = np.zeros((X.shape[1], X.shape[1]), np.float64)
+        for lo, hi in row_blocks(len(X), chunk_rows):
+            block = (X[lo:hi] - mean).astype(np.float64)
+            cov += block.T @ block
+        cov /= max(len(X) - 1, 1)
     evals, evecs = np.linalg.eigh(cov)
     order = np.argsort(evals)[::-1][:min(dims, X.shape[1])]
     evals = np.maximum(evals[order], 1e-12)
@@ -165,6 +186,12 @@ class TopicClusterer(BaseEstimator):
         unless another centroid is closer by more than this cosine margin, and a previously
         assigned note is not made an outlier unless it falls this far below the threshold. A
         rebuild then moves only notes that really moved (ids survive; another seed changes little).
+    max_train_size : int or None, default 200,000
+        Above this many notes, whitening, the choice of k, k-means, small-topic dissolving and the
+        smoothing neighbours (``reference_``) are fitted on a seeded sample of this size; every
+        note is then assigned to its nearest centroid in blocks of ``blocks.CHUNK_ROWS`` notes (memory
+        grows with the sample, not the corpus; the input may be memory-mapped). ``None`` = always all notes.
+        At or below it the fit is exactly the all-notes one.
 
     Attributes
     ----------
@@ -173,8 +200,9 @@ class TopicClusterer(BaseEstimator):
     cluster_centers_ : ndarray (n_topics_, d), unit centroids in the centred space
     mean_ : ndarray (d,), the centring vector
     components_ : ndarray (d, whiten_dims), the whitening projection (identity when not centring)
-    reference_ : ndarray (n_samples, whiten_dims), the training notes in the centred space (the
-        neighbours of new notes; empty when ``n_neighbors=0``)
+    reference_ : ndarray (n_train, whiten_dims), the training notes (all notes, or the sample above
+        ``max_train_size``) in the centred space: the neighbours of every note (empty when
+        ``n_neighbors=0``)
     threshold_ : float, cosine below which a note is an outlier
     n_topics_ : int
     k_scores_ : dict[int, float], silhouette per candidate k (empty when ``n_topics`` is fixed)
@@ -185,7 +213,7 @@ class TopicClusterer(BaseEstimator):
     def __init__(self, n_topics=None, outlier_share=0.08, min_topic_size=15, k_candidates=None,
                  sample_size=4000, center=True, seed=42, whiten_dims=100, whiten_power=0.5,
                  n_neighbors=15, smoothing=1.0, k_tolerance=0.03, n_init=3, n_jobs=1,
-                 init_centroids=None, init_labels=None, hysteresis=0.05):
+                 init_centroids=None, init_labels=None, hysteresis=0.05, max_train_size=MAX_TRAIN_SIZE):
         self.n_topics = n_topics
         self.outlier_share = outlier_share
         self.min_topic_size = min_topic_size
@@ -203,20 +231,30 @@ class TopicClusterer(BaseEstimator):
         self.init_centroids = init_centroids
         self.init_labels = init_labels
         self.hysteresis = hysteresis
+        self.max_train_size = max_train_size
 
     # -- public API --------------------------------------------------------------------------
     def fit(self, X, y=None):
+        X = as_rows(X)
+        self._check_params(len(X))
         with faiss_threads(self.n_jobs):
-            return self._fit(as_float32_normalized(X))
+            if self.max_train_size is None or len(X) <= self.max_train_size:
+                return self._fit(as_float32_normalized(X))
+            return self._fit_sampled(X)
 
-    def _fit(self, X: np.ndarray):
-        n = X.shape[0]
+    def _check_params(self, n: int) -> None:
         if not 0 <= self.outlier_share < 0.5:
             raise ValueError(f"outlier_share must be in [0, 0.5), got {self.outlier_share}")
         if n < 2 * max(2, self.min_topic_size):
             raise ValueError(f"need at least {2 * max(2, self.min_topic_size)} notes to find topics, got {n}")
         if self.n_neighbors < 0 or self.smoothing < 0:
             raise ValueError(f"n_neighbors and smoothing must be ≥ 0, got {self.n_neighbors}, {self.smoothing}")
+        if self.max_train_size is not None and self.max_train_size < 2 * max(2, self.min_topic_size):
+            raise ValueError(f"max_train_size must be None or ≥ {2 * max(2, self.min_topic_size)}, "
+                             f"got {self.max_train_size}")
+
+    def _fit(self, X: np.ndarray):
+        n = X.shape[0]
         if self.center:
             self.mean_, self.components_ = whitening_projection(X, self.whiten_dims, self.whiten_power)
         else:
@@ -247,7 +285,7 @@ class TopicClusterer(BaseEstimator):
         sticky = np.zeros(n, dtype=bool)
         if prior is not None and self.hysteresis > 0:
             centers, labels, sticky = self._keep_prior(Z, centers, labels, prior)
-        centers, labels = self._dissolve_small(Z, centers, labels)
+        centers, labels, _ = self._dissolve_small(Z, centers, labels)
         scores = np.einsum("ij,ij->i", Z, centers[labels])
         self.threshold_ = float(np.quantile(scores, self.outlier_share)) if self.outlier_share > 0 else -np.inf
         floor = np.where(sticky, self.threshold_ - self.hysteresis, self.threshold_)
@@ -258,12 +296,123 @@ class TopicClusterer(BaseEstimator):
         self.n_topics_ = len(self.cluster_centers_)
         return self
 
+    def _fit_sampled(self, X: np.ndarray):
+        """Fit on a seeded sample of ``max_train_size`` notes, then assign all notes in blocks."""
+        n = X.shape[0]
+        rows = np.sort(np.random.default_rng(self.seed).choice(n, self.max_train_size, replace=False))
+        Xs = np.array(X[rows], dtype=np.float32, order="C")     # reads only the sampled rows of a memmap
+        normalize_rows_inplace(Xs)
+        if self.center:
+            self.mean_, self.components_ = whitening_projection(Xs, self.whiten_dims, self.whiten_power,
+                                                                chunk_rows=blocks.CHUNK_ROWS)
+        else:
+            self.mean_ = np.zeros(X.shape[1], np.float32)
+            self.components_ = np.eye(X.shape[1], dtype=np.float32)
+        self._neighbour_index = None
+        self.reference_ = np.empty((0, self.components_.shape[1]), np.float32)
+        if self.n_neighbors > 0:
+            self.reference_ = self._map_blocks(Xs, smooth=False, normalized=True)
+        Z = self._map_blocks(Xs, smooth=True, normalized=True)
+        del Xs
+
+        self.k_scores_ = {}
+        init = prior = prior_all = None
+        if self.init_labels is not None:
+            init, prior_all = self._prior_centroids(X, np.asarray(self.init_labels, dtype=np.int64))
+            prior, k = prior_all[rows], len(init)
+        elif self.init_centroids is not None:
+            init = self._warm_start(as_float32_normalized(self.init_centroids), n)
+            k = len(init)
+        elif self.n_topics is not None:
+            k = int(self.n_topics)
+            if not 1 <= k <= len(Z):
+                raise ValueError(f"n_topics must be in [1, {len(Z)}] (the training sample), got {k}")
+        else:
+            k = self._choose_k(Z)
+        self.k_chosen_ = k
+        centers, labels = (spherical_kmeans(Z, k, self.seed, init_centroids=init) if init is not None
+                           else self._final_kmeans(Z, k))
+        if prior is not None and self.hysteresis > 0:
+            centers, labels, _ = self._keep_prior(Z, centers, labels, prior)
+        # min_topic_size counts notes of the corpus: a sample of m of n notes holds about m/n of each topic
+        min_size = max(2, int(np.ceil(self.min_topic_size * len(Z) / n)))
+        centers, labels, kept = self._dissolve_small(Z, centers, labels, min_size)
+        del Z
+
+        sticky = None
+        if prior_all is not None and self.hysteresis > 0:
+            remap = np.full(k, -1, dtype=np.int64)        # k-means' clusters → the surviving ones
+            remap[kept] = np.arange(len(kept))
+            sticky = prior_all >= 0
+            prior_all = np.where(sticky, remap[np.maximum(prior_all, 0)], -1)
+        labels, scores = self._assign(X, centers, prior_all if sticky is not None else None)
+        self.threshold_ = float(np.quantile(scores, self.outlier_share)) if self.outlier_share > 0 else -np.inf
+        floor = self.threshold_ if sticky is None else np.where(sticky, self.threshold_ - self.hysteresis,
+                                                                 self.threshold_)
+        labels = np.where(scores < floor, OUTLIER, labels)
+        self.cluster_centers_, self.labels_ = self._renumber_by_size(centers, labels)
+        self.scores_ = scores
+        self.n_topics_ = len(self.cluster_centers_)
+        return self
+
+    def _blocks(self, X: np.ndarray, smooth: bool = True, normalized: bool = False):
+        """``(lo, hi, Z)`` over ``X`` in blocks of ``blocks.CHUNK_ROWS`` notes, Z in the clustering space
+        (centred only when ``smooth=False``); one block, computed as before chunking, when small.
+        ``normalized``: X's rows are unit float32 already (not normalised twice)."""
+        for lo, hi in row_blocks(len(X)) or [(0, 0)]:
+            block = X[lo:hi] if len(X) > blocks.CHUNK_ROWS else X
+            block = block if normalized else as_float32_normalized(block)
+            yield lo, hi, self._transform(block) if smooth else self._centred(block)
+
+    def _map_blocks(self, X: np.ndarray, smooth: bool, normalized: bool = False) -> np.ndarray:
+        """All of ``X`` in the clustering space, one block of temporaries at a time."""
+        if len(X) <= blocks.CHUNK_ROWS:
+            return next(self._blocks(X, smooth, normalized))[2]
+        out = np.empty((len(X), self.components_.shape[1]), np.float32)
+        for lo, hi, Z in self._blocks(X, smooth, normalized):
+            out[lo:hi] = Z
+        return out
+
+    def _assign(self, X: np.ndarray, centers: np.ndarray, prior: np.ndarray | None = None):
+        """(nearest centroid, cosine) of every note, block by block; with ``prior`` (a previous
+        cluster per note, −1 = none) a note keeps it when within ``hysteresis`` of the best."""
+        index = faiss.IndexFlatIP(centers.shape[1])
+        index.add(np.ascontiguousarray(centers, dtype=np.float32))
+        labels = np.empty(len(X), np.int64)
+        scores = np.empty(len(X), np.float32)
+        for lo, hi, Z in self._blocks(X):
+            sims, idx = index.search(Z, 1)
+            best, sim = idx[:, 0].astype(np.int64), sims[:, 0]
+            if prior is not None:
+                own_id = prior[lo:hi]
+                own = np.where(own_id >= 0, np.einsum("ij,ij->i", Z, centers[np.maximum(own_id, 0)]), -np.inf)
+                keep = own >= sim - self.hysteresis
+                best, sim = np.where(keep, own_id, best), np.where(keep, own, sim)
+            labels[lo:hi], scores[lo:hi] = best, sim
+        return labels, scores.astype(np.float32)
+
+    def _prior_centroids(self, X: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``_centroids_of`` over all notes, summed block by block in the clustering space."""
+        if labels.shape != (len(X),):
+            raise ValueError(f"init_labels must have one label per note ({len(X)}), got shape {labels.shape}")
+        ids, counts = np.unique(labels[labels >= 0], return_counts=True)
+        ids = ids[counts >= 2]
+        if len(ids) < 1:
+            raise ValueError("init_labels name no topic with 2 or more notes")
+        pos = np.full(int(ids.max()) + 1, -1)
+        pos[ids] = np.arange(len(ids))
+        prior = np.where((labels >= 0) & (labels <= ids.max()), pos[np.clip(labels, 0, ids.max())], -1)
+        sums = np.zeros((len(ids), self.components_.shape[1]), np.float64)
+        for lo, hi, Z in self._blocks(X):
+            p = prior[lo:hi]
+            np.add.at(sums, p[p >= 0], Z[p >= 0])
+        return as_float32_normalized(sums), prior.astype(np.int64)
+
     def transform(self, X, smooth: bool = True) -> np.ndarray:
         """Notes in the clustering space (``cluster_centers_`` live there); ``smooth=False`` skips
-        the neighbourhood smoothing (centred and whitened only)."""
+        the neighbourhood smoothing (centred and whitened only). Large inputs go in blocks."""
         self._check_fitted()
-        X = as_float32_normalized(X)
-        return self._transform(X) if smooth else self._centred(X)
+        return self._map_blocks(as_rows(X), smooth)
 
     def fit_predict(self, X, y=None):
         return self.fit(X).labels_
@@ -275,12 +424,8 @@ class TopicClusterer(BaseEstimator):
 
     def predict_with_scores(self, X) -> tuple[np.ndarray, np.ndarray]:
         self._check_fitted()
-        Z = self._transform(as_float32_normalized(X))
-        index = faiss.IndexFlatIP(Z.shape[1])
-        index.add(self.cluster_centers_)
-        sims, idx = index.search(Z, 1)
-        labels = np.where(sims[:, 0] < self.threshold_, OUTLIER, idx[:, 0]).astype(np.int64)
-        return labels, sims[:, 0].astype(np.float32)
+        labels, scores = self._assign(as_rows(X), self.cluster_centers_)
+        return np.where(scores < self.threshold_, OUTLIER, labels).astype(np.int64), scores
 
     # -- persistence without pickle: arrays + plain JSON ---------------------------------------
     def get_state(self) -> tuple[dict, dict[str, np.ndarray]]:
@@ -411,13 +556,13 @@ class TopicClusterer(BaseEstimator):
         init, _ = spherical_kmeans(sample, k, self.seed, nredo=self.n_init)
         return spherical_kmeans(Z, k, self.seed, init_centroids=init)
 
-    def _dissolve_small(self, Z, centers, labels):
+    def _dissolve_small(self, Z, centers, labels, min_size=None):
         sizes = np.bincount(labels, minlength=len(centers))
-        keep = np.flatnonzero(sizes >= self.min_topic_size)
+        keep = np.flatnonzero(sizes >= (self.min_topic_size if min_size is None else min_size))
         if len(keep) == 0:
             keep = np.array([int(np.argmax(sizes))])
         if len(keep) == len(centers):
-            return centers, labels
+            return centers, labels, keep
         kept = np.ascontiguousarray(centers[keep])
         index = faiss.IndexFlatIP(Z.shape[1])
         index.add(kept)
@@ -425,7 +570,7 @@ class TopicClusterer(BaseEstimator):
         new_labels = idx[:, 0].astype(np.int64)
         # recompute centroids of the merged topics so they sit at their members' mean
         new_centers = np.stack([Z[new_labels == j].mean(axis=0) for j in range(len(keep))])
-        return as_float32_normalized(new_centers), new_labels
+        return as_float32_normalized(new_centers), new_labels, keep
 
     @staticmethod
     def _renumber_by_size(centers, labels):

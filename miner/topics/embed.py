@@ -339,19 +339,25 @@ class EmbeddingCache:
         digest = hashlib.sha1(model_id.encode("utf-8")).hexdigest()[:8]
         return Path(self.cache_dir) / f"{slug}-{digest}" / kind
 
-    def lookup(self, model_id: str, kind: str, keys: Sequence[bytes]) -> dict:
-        """Return ``{key: vector}`` for the keys that are cached."""
-        wanted = set(keys)
-        found = {}
+    def fill(self, model_id: str, kind: str, rows_by_key: dict, target: Callable[[int], np.ndarray]) -> np.ndarray:
+        """Copy each cached vector into row ``rows_by_key[key]`` of ``target(dim)`` (the output,
+        allocated on first use), one shard at a time; return which output rows were filled."""
+        filled = np.zeros(max(rows_by_key.values(), default=-1) + 1, dtype=bool)
         for keys_file, vecs_file in self._shards(self.namespace_dir(model_id, kind)):
             raw = np.load(keys_file, allow_pickle=False).tobytes()
-            shard_keys = [raw[i:i + KEY_BYTES] for i in range(0, len(raw), KEY_BYTES)]
-            rows = [i for i, key in enumerate(shard_keys) if key in wanted and key not in found]
-            if rows:
+            dst, src = [], []
+            for i in range(0, len(raw), KEY_BYTES):
+                row = rows_by_key.get(raw[i:i + KEY_BYTES])
+                if row is not None and not filled[row]:
+                    dst.append(row)
+                    src.append(i // KEY_BYTES)
+                    filled[row] = True
+            if dst:
                 vectors = np.load(vecs_file, mmap_mode="r", allow_pickle=False)
-                block = np.asarray(vectors[rows], dtype=np.float32)
-                found.update((shard_keys[i], row) for i, row in zip(rows, block))
-        return found
+                out, dst, src = target(vectors.shape[1]), np.asarray(dst), np.asarray(src)
+                for lo in range(0, len(dst), 65_536):     # a block of rows at a time from the shard's map
+                    out[dst[lo:lo + 65_536]] = vectors[src[lo:lo + 65_536]]
+        return filled
 
     def store(self, model_id: str, kind: str, keys: Sequence[bytes], vectors: np.ndarray) -> None:
         """Add ``vectors`` (row i ↔ ``keys[i]``) as a new shard."""
@@ -404,49 +410,66 @@ def text_key(text: str) -> bytes:
 def cached_encode(embedder: Embedder, texts: Sequence[str], cache: EmbeddingCache | None,
                   kind: str = "passage", show_progress: bool = False,
                   on_progress: Callable[[int, int], None] | None = None,
-                  chunk_size: int = 512) -> np.ndarray:
+                  chunk_size: int = 512, out: np.ndarray | None = None) -> np.ndarray:
     """Embed ``texts`` through ``cache``: only texts not cached for this model are encoded.
 
     Returns rows in input order, exactly as ``embedder.encode`` would (float32, C-contiguous).
     New texts are encoded and stored ``chunk_size`` at a time, so an interrupted run keeps what
     it embedded; ``on_progress(done, total)`` is called after each chunk and ``show_progress``
     draws one tqdm bar over the new texts. Hit and miss counts are logged and kept on
-    ``cache.last_stats``.
+    ``cache.last_stats``. ``out``, a writable float32 ``(len(texts), dim)`` array (e.g. a
+    memory-mapped ``.npy``), receives the rows and is returned: besides it, memory holds one
+    cache shard or one chunk of vectors at a time.
     """
     texts = _check_texts(texts, kind)
-    if cache is None:
+    if cache is None and out is None:
         return embedder.encode(texts, kind=kind, show_progress=show_progress)
-    model_id = embedder.model_id
     keys = [text_key(t) for t in texts]
-    found = cache.lookup(model_id, kind, keys)
-    missing = {}                                          # key → text, unique, input order
-    for key, text in zip(keys, texts):
-        if key not in found:
-            missing.setdefault(key, text)
+    first = {}                                            # key → first row holding it, input order
+    for row, key in enumerate(keys):
+        first.setdefault(key, row)
+    holder = [out]
+
+    def target(dim: int) -> np.ndarray:
+        if holder[0] is None:
+            holder[0] = np.empty((len(keys), dim), dtype=np.float32)
+        return holder[0]
+
+    filled = (cache.fill(embedder.model_id, kind, first, target) if cache is not None
+              else np.zeros(len(keys), dtype=bool))
+    missing = [row for row in first.values() if not filled[row]]
     if missing:
-        _encode_missing(embedder, kind, list(missing.items()), cache, found,
+        _encode_missing(embedder, kind, texts, keys, missing, cache, target,
                         show_progress, on_progress, max(1, int(chunk_size)))
-    hits = sum(key not in missing for key in keys)
-    cache.last_stats = CacheStats(hits=hits, misses=len(keys) - hits)
-    logger.info("embedding cache %s/%s: %d hits, %d misses", model_id, kind, hits, len(keys) - hits)
-    if not keys:
-        return np.empty((0, embedder.dim), dtype=np.float32)
-    return np.ascontiguousarray(np.stack([found[key] for key in keys]), dtype=np.float32)
+    result = holder[0] if holder[0] is not None else np.empty((0, embedder.dim), dtype=np.float32)
+    source = np.fromiter((first[key] for key in keys), dtype=np.int64, count=len(keys))
+    repeats = np.flatnonzero(source != np.arange(len(keys)))
+    for lo in range(0, len(repeats), 65_536):             # duplicate texts: copy their first row
+        rows = repeats[lo:lo + 65_536]
+        result[rows] = result[source[rows]]
+    if cache is not None:
+        hits = int(filled[source].sum()) if len(keys) else 0
+        cache.last_stats = CacheStats(hits=hits, misses=len(keys) - hits)
+        logger.info("embedding cache %s/%s: %d hits, %d misses", embedder.model_id, kind, hits, len(keys) - hits)
+    return result
 
 
-def _encode_missing(embedder, kind, items, cache, found, show_progress, on_progress, chunk_size) -> None:
+def _encode_missing(embedder, kind, texts, keys, missing, cache, target, show_progress, on_progress,
+                    chunk_size) -> None:
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=len(items), desc="向量化 embedding", unit="note", disable=not show_progress)
+    bar = tqdm(total=len(missing), desc="向量化 embedding", unit="note", disable=not show_progress)
     try:
-        for start in range(0, len(items), chunk_size):
-            part = items[start:start + chunk_size]
-            vectors = embedder.encode([text for _, text in part], kind=kind, show_progress=False)
-            cache.store(embedder.model_id, kind, [key for key, _ in part], vectors)
-            found.update(zip((key for key, _ in part), vectors))
-            bar.update(len(part))
+        for start in range(0, len(missing), chunk_size):
+            rows = missing[start:start + chunk_size]
+            vectors = np.asarray(embedder.encode([texts[r] for r in rows], kind=kind, show_progress=False),
+                                 dtype=np.float32)
+            if cache is not None:
+                cache.store(embedder.model_id, kind, [keys[r] for r in rows], vectors)
+            target(vectors.shape[1])[rows] = vectors
+            bar.update(len(rows))
             if on_progress is not None:
-                on_progress(start + len(part), len(items))
+                on_progress(start + len(rows), len(missing))
     finally:
         bar.close()
 

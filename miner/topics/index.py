@@ -15,6 +15,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from miner.atomic import atomic_path, write_json_atomic
+from miner.topics.blocks import as_rows, row_blocks
 from miner.topics.cluster import as_float32_normalized
 
 FLAT_THRESHOLD = 100_000
@@ -52,19 +53,22 @@ class VectorIndex(BaseEstimator):
         self.seed = seed
 
     def fit(self, vectors) -> "VectorIndex":
-        X = as_float32_normalized(vectors)
+        """Build the index; rows are normalised and added block by block, so a large (memory-mapped)
+        ``vectors`` is never copied whole."""
+        X = as_rows(vectors)
         self.factory_ = self.factory or choose_factory(len(X), self.flat_threshold)
         index = faiss.index_factory(X.shape[1], self.factory_, faiss.METRIC_INNER_PRODUCT)
         if not index.is_trained:
             ivf = faiss.extract_index_ivf(index)
             ivf.cp.seed = self.seed
-            train = X
+            rows = slice(None)
             cap = ivf.nlist * 64   # more training points add time, not accuracy
             if len(X) > cap:
                 rng = np.random.default_rng(self.seed)
-                train = X[np.sort(rng.choice(len(X), cap, replace=False))]
-            index.train(train)
-        index.add(X)
+                rows = np.sort(rng.choice(len(X), cap, replace=False))
+            index.train(as_float32_normalized(X[rows]))
+        for lo, hi in row_blocks(len(X)):
+            index.add(as_float32_normalized(X[lo:hi]))
         self.index_ = index
         self._apply_nprobe()
         return self

@@ -297,7 +297,8 @@ class TopicLabeler(BaseEstimator):
         V -= V.mean(axis=0)                         # centred: remove what every word shares
         V /= np.maximum(np.linalg.norm(V, axis=1, keepdims=True), 1e-12)
         row = {w: i for i, w in enumerate(words)}
-        mu = np.asarray(embeddings, dtype=np.float64).mean(axis=0)
+        from miner.topics.blocks import mean_rows
+        mu = mean_rows(embeddings)                  # no float64 copy of a large (memory-mapped) matrix
         out = []
         for topic, cands in enumerate(candidates):
             if not cands:

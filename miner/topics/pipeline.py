@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import hashlib
 import platform
+import shutil
+import tempfile
 import time
 import unicodedata
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Callable
 from zoneinfo import ZoneInfo
 
@@ -16,6 +19,7 @@ import pandas as pd
 
 import miner
 from miner import schema
+from miner.topics.blocks import normalize_rows_inplace, row_blocks
 from miner.topics.cluster import TopicClusterer, as_float32_normalized
 from miner.topics.executor import make_executor
 from miner.config import MinerConfig
@@ -65,11 +69,22 @@ def data_hash(notes: pd.DataFrame, texts: list[str]) -> str:
 
 
 def topic_centroids(embeddings: np.ndarray, labels: np.ndarray, n_topics: int) -> np.ndarray:
-    """Normalised mean embedding of each topic's members (in the original embedding space)."""
+    """Normalised mean embedding of each topic's members (in the original embedding space),
+    summed block by block (a memory-mapped ``embeddings`` is read once, never copied whole)."""
     sums = np.zeros((n_topics, embeddings.shape[1]), np.float64)
-    valid = labels >= 0
-    np.add.at(sums, labels[valid], embeddings[valid])
+    for lo, hi in row_blocks(len(embeddings)):
+        block = labels[lo:hi]
+        valid = block >= 0
+        np.add.at(sums, block[valid], embeddings[lo:hi][valid])
     return as_float32_normalized(sums)
+
+
+def scratch_dir(config: MinerConfig) -> Path:
+    """A private folder for a build's memory-mapped arrays, beside the snapshots (same disk);
+    named like a snapshot's temporary folder, so one left by a killed build is cleaned up."""
+    from miner.topics.snapshot import TMP_PREFIX
+    config.snapshots_dir.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}build-", dir=config.snapshots_dir))
 
 
 def build_topics(config: MinerConfig, notes: pd.DataFrame, embedder=None, show_progress: bool = True,
@@ -86,50 +101,59 @@ def build_topics(config: MinerConfig, notes: pd.DataFrame, embedder=None, show_p
 
     embedder = embedder or get_embedder(config)
     cache = EmbeddingCache(config.embedding_cache_dir)
-    with make_executor(config) as executor:          # local (default) or a Ray cluster, started once
-        report("分词 segmenting", 0.05)
-        tokens = executor.segment(texts, n_jobs=-1, show_progress=show_progress)
+    scratch = scratch_dir(config)
+    try:
+        # Embeddings live in a memory-mapped file: the build never holds them in RAM twice.
+        embeddings = np.lib.format.open_memmap(scratch / "embeddings.npy", mode="w+", dtype=np.float32,
+                                               shape=(len(texts), int(embedder.dim)))
+        with make_executor(config) as executor:          # local (default) or a Ray cluster, started once
+            report("分词 segmenting", 0.05)
+            tokens = executor.segment(texts, n_jobs=-1, show_progress=show_progress)
 
-        report("向量化 embedding", 0.15)
-        embeddings = cached_encode(executor.embedder(embedder), texts, cache, show_progress=show_progress,
-                                   on_progress=lambda done, total: report(
-                                       f"向量化 embedding {done}/{total}", 0.15 + 0.6 * done / total))
-    embeddings = as_float32_normalized(embeddings)
+            report("向量化 embedding", 0.15)
+            cached_encode(executor.embedder(embedder), texts, cache, show_progress=show_progress,
+                          on_progress=lambda done, total: report(
+                              f"向量化 embedding {done}/{total}", 0.15 + 0.6 * done / total), out=embeddings)
+        normalize_rows_inplace(embeddings)              # the values as_float32_normalized gives
+        embeddings.flush()
 
-    report("聚类 clustering", 0.75)
-    note_ids = notes[schema.NOTE_ID].astype(str).to_numpy()
-    previous = _previous_topics(config, embedder.model_id)
-    init = _warm_start(config, previous, note_ids)
-    clusterer = TopicClusterer(n_topics=config.n_topics, outlier_share=config.outlier_share,
-                               min_topic_size=config.min_topic_size, seed=config.seed,
-                               init_labels=init).fit(embeddings)
-    labels = clusterer.labels_
+        report("聚类 clustering", 0.75)
+        note_ids = notes[schema.NOTE_ID].astype(str).to_numpy()
+        previous = _previous_topics(config, embedder.model_id)
+        init = _warm_start(config, previous, note_ids)
+        clusterer = TopicClusterer(n_topics=config.n_topics, outlier_share=config.outlier_share,
+                                   min_topic_size=config.min_topic_size, seed=config.seed,
+                                   init_labels=init).fit(embeddings)
+        labels = clusterer.labels_
 
-    report("标注 labelling", 0.85)
-    notes_out = notes.copy()
-    notes_out["tokens"] = tokens
+        report("标注 labelling", 0.85)
+        notes_out = notes.copy()
+        notes_out["tokens"] = tokens
 
-    report("索引 indexing", 0.92)
-    note_index = VectorIndex(seed=config.seed).fit(embeddings)
+        report("索引 indexing", 0.92)
+        note_index = VectorIndex(seed=config.seed).fit(embeddings)
 
-    digest = data_hash(notes, texts)
-    now = datetime.now(ZoneInfo(config.timezone))
-    # The random part keeps run ids unique for builds started in the same second.
-    run_id = run_id or f"{now:%Y%m%d-%H%M%S}-{digest[:6]}-{uuid.uuid4().hex[:4]}"
-    meta = {
-        "miner_version": miner.__version__,
-        "created_at": now.isoformat(),
-        "data_hash": digest,
-        "n_notes": len(notes),
-        "seed": config.seed,
-        "embedding": embedding_meta(config, embedder, embeddings.shape[1]),
-        "params": {"n_topics": config.n_topics, "outlier_share": config.outlier_share,
-                   "min_topic_size": config.min_topic_size, "n_keywords": config.n_keywords,
-                   "warm_start": init is not None},
-        "versions": _library_versions(),
-    }
-    path = _write_with_registry(config, run_id, meta, notes_out, embeddings, clusterer, note_index, previous,
-                                embedder)
+        digest = data_hash(notes, texts)
+        now = datetime.now(ZoneInfo(config.timezone))
+        # The random part keeps run ids unique for builds started in the same second.
+        run_id = run_id or f"{now:%Y%m%d-%H%M%S}-{digest[:6]}-{uuid.uuid4().hex[:4]}"
+        meta = {
+            "miner_version": miner.__version__,
+            "created_at": now.isoformat(),
+            "data_hash": digest,
+            "n_notes": len(notes),
+            "seed": config.seed,
+            "embedding": embedding_meta(config, embedder, embeddings.shape[1]),
+            "params": {"n_topics": config.n_topics, "outlier_share": config.outlier_share,
+                       "min_topic_size": config.min_topic_size, "n_keywords": config.n_keywords,
+                       "warm_start": init is not None},
+            "versions": _library_versions(),
+        }
+        report("写入 writing", 0.95)
+        path = _write_with_registry(config, run_id, meta, notes_out, embeddings, clusterer, note_index, previous,
+                                    embedder)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     report("完成 done", 1.0)
     warnings = []
     if config.n_topics is not None and clusterer.n_topics_ < config.n_topics:

@@ -8,12 +8,14 @@ Folder contents (no pickle anywhere; loading refuses pickled arrays):
 ``notes.parquet``            the notes used (notes schema + ``tokens`` list column)
 ``topics.parquet``           one row per topic (see ``miner.schema.TOPICS_COLUMNS``)
 ``assignments.parquet``      note_id → topic_id (−1 outlier), score
-``embeddings.npy``           float32 (n_notes, d), L2-normalised, row i ↔ notes row i
+``embeddings.npy``           float32 (n_notes, d), L2-normalised, row i ↔ notes row i; loaded
+                             memory-mapped read-only (pages are read on use, not held in RAM)
 ``centroids.npy``            float32 (n_topics, d): normalised mean embedding per topic
 ``topic_daily.parquet``      topic × local day × category counts and engagement
                              (``miner.topics.aggregates``; computed on load when absent)
 ``cluster_*.npy``            the clusterer's arrays: centroids (whitened space), centring vector,
                              whitening projection, training notes for neighbourhood smoothing
+                             (at most the clusterer's ``max_train_size`` rows)
 ``notes.faiss``/``.json``    note index (row i ↔ notes row i)
 ``topics.faiss``/``.json``   topic-centroid index (row i ↔ topic_id i)
 ===========================  ==========================================================
@@ -57,7 +59,7 @@ class Snapshot:
     notes: pd.DataFrame
     topics: pd.DataFrame
     assignments: pd.DataFrame
-    embeddings: np.ndarray
+    embeddings: np.ndarray          # read-only memory map of embeddings.npy
     centroids: np.ndarray
     clusterer: TopicClusterer
     note_index: VectorIndex
@@ -169,8 +171,8 @@ def snapshot_catalog(config_or_dir) -> pd.DataFrame:
     return frame.sort_values("created_at", ascending=False).reset_index(drop=True)
 
 
-def _load_npy(path: Path) -> np.ndarray:
-    return np.load(path, allow_pickle=False)
+def _load_npy(path: Path, mmap_mode: str | None = None) -> np.ndarray:
+    return np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
 
 
 def load_snapshot(config_or_dir, run_id: str | None = None) -> Snapshot:
@@ -193,7 +195,7 @@ def load_snapshot(config_or_dir, run_id: str | None = None) -> Snapshot:
         notes=pd.read_parquet(path / "notes.parquet"),
         topics=pd.read_parquet(path / "topics.parquet"),
         assignments=pd.read_parquet(path / "assignments.parquet"),
-        embeddings=_load_npy(path / "embeddings.npy"),
+        embeddings=_load_npy(path / "embeddings.npy", mmap_mode="r"),
         centroids=_load_npy(path / "centroids.npy"),
         clusterer=clusterer,
         note_index=VectorIndex.load(path / "notes.faiss"),
