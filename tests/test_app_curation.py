@@ -179,3 +179,56 @@ def test_update_button_adds_pending_notes(curator):
     message = at.success[0].value
     assert "增量更新完成" in message and "新增 30 篇" in message
     assert len(load_snapshot(curator).notes) == len(known) + 30
+
+
+def _result_ids(at: AppTest) -> list[int]:
+    """Topic ids of the search page's result cards, in order (``**1. #12 label**``)."""
+    import re
+    return [int(re.search(r"\*\*\d+\. #(\d+) ", m.value).group(1)) for m in at.markdown if "-badge[" in m.value]
+
+
+def test_hidden_topic_left_out_of_search_unless_shown(curator):
+    from miner.workspace import Workspace
+    tid = biggest(curator)[0]
+    query = " ".join(str(k) for k in list(topics(curator).at[tid, "keywords"])[:3])
+    at = run_page("pages/search.py", **{"search.query": query, "search.k": 20})
+    assert_ok(at)
+    assert _result_ids(at)[0] == tid                      # the topic's own words find it first
+    Workspace(curator).hide_topic(tid, actor="策划小王")
+    at = run_page("pages/search.py", **{"search.query": query, "search.k": 20})
+    assert_ok(at)
+    assert tid not in _result_ids(at) and _result_ids(at)
+    assert not any("已隐藏" in m.value for m in at.markdown)
+    shown = run_page("pages/search.py", **{"search.query": query, "search.k": 20, "curation.show_hidden": True})
+    assert_ok(shown)
+    assert _result_ids(shown)[0] == tid
+    assert ":gray-badge[已隐藏]" in next(m.value for m in shown.markdown if f"#{tid} " in m.value)
+
+
+def test_hidden_topic_left_out_of_opportunity_trends_and_brief_ranks(curator, capsys):
+    from miner.cli import main
+    from miner.workspace import Workspace
+    workspace = Workspace(curator)
+    snap = load_snapshot(curator)
+    before = workspace.opportunity(snap)
+    tid = int(before["topic_id"].iloc[0])                 # the best opportunity
+    workspace.hide_topic(tid, actor="策划小王")
+    snap = load_snapshot(curator)
+    after = workspace.opportunity(snap)
+    assert tid not in set(after["topic_id"]) and len(after) == len(before) - 1
+    assert list(after["rank"]) == list(range(1, len(after) + 1))
+    assert list(after["topic_id"]) == [t for t in before["topic_id"] if t != tid]    # the others keep their order
+    assert tid in set(workspace.opportunity(snap, include_hidden=True)["topic_id"])
+    assert tid not in set(workspace.trend_table(snap)["topic_id"])
+    second = int(after["topic_id"].iloc[0])
+    brief = workspace.brief(snap, second)
+    assert (brief.opportunity["rank"], brief.opportunity["of"]) == (1, len(after))   # 第 1/n 名 among shown topics
+
+    def cli_topics(*extra) -> list[int]:
+        assert main(["opportunity", *extra]) == 0
+        rows = capsys.readouterr().out.splitlines()
+        start = next(i for i, line in enumerate(rows) if line.startswith("--")) + 1   # below the header rule
+        return [int(line.split()[1]) for line in rows[start:] if line.split() and line.split()[0].isdigit()]
+
+    assert cli_topics() == list(after["topic_id"])
+    assert tid in cli_topics("--include-hidden")

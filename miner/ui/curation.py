@@ -36,9 +36,17 @@ def show_hidden() -> bool:
     return auth.can_edit() and bool(st.session_state.get(SHOW_HIDDEN_KEY, False))
 
 
-def hidden_toggle(key_suffix: str = "") -> None:
+def hidden_toggle() -> None:
     if auth.can_edit():
-        st.toggle("显示已隐藏话题 Show hidden", key=SHOW_HIDDEN_KEY)
+        st.toggle("显示已隐藏话题", key=SHOW_HIDDEN_KEY,
+                  help="已隐藏的话题默认不出现在总览、选题搜索、话题选择和简报里；打开后在本次会话的各页面显示")
+
+
+def keep_show_hidden() -> None:
+    """Keep the 显示已隐藏话题 choice on pages that do not draw the toggle (Streamlit drops a
+    widget's state on a page where it is not drawn; re-storing it is the documented way out)."""
+    if SHOW_HIDDEN_KEY in st.session_state:
+        st.session_state[SHOW_HIDDEN_KEY] = st.session_state[SHOW_HIDDEN_KEY]
 
 
 def visible_topics(topics: pd.DataFrame, include_hidden: bool | None = None) -> pd.DataFrame:

@@ -124,6 +124,8 @@ def _run_preparation(workspace) -> None:
 def page_setup(title: str) -> PageContext:
     """Sign-in guard, title, first-start build if needed, serving snapshot and sidebar status."""
     auth.guard()                       # signed out: the sign-in form, and nothing below runs
+    from miner.ui import curation
+    curation.keep_show_hidden()
     st.title(title)
     config = loaders.app_config()
     ensure_workspace(config)
