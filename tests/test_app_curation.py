@@ -59,8 +59,10 @@ def test_rename_is_audited_and_in_history(curator):
 
 def test_merge_two_topics(curator):
     a, b = biggest(curator, 2)
-    at = run_page(PAGE, **{"curation.topic": a})
-    at.multiselect(key="curation.merge_sources").select(b)
+    at = run_page(PAGE, **{"curation.topic": a, "curation.action": "合并"})
+    at.multiselect(key="curation.merge_sources").select(b).run()
+    assert at.button(key="curation.merge").disabled              # not before the confirmation is ticked
+    at.checkbox(key=f"curation.merge_confirm.{a}.{b}").check().run()
     at.button(key="curation.merge").click().run()
     assert_ok(at)
     after = topics(curator)
@@ -73,7 +75,7 @@ def test_merge_two_topics(curator):
 def test_split_by_keyword_and_by_notes(curator):
     tid = biggest(curator)[0]
     keyword = str(topics(curator).at[tid, "keywords"][0])
-    at = run_page(PAGE, **{"curation.topic": tid})
+    at = run_page(PAGE, **{"curation.topic": tid, "curation.action": "拆分"})
     at.text_input(key="curation.split_keyword").input(keyword)
     at.text_input(key="curation.split_name").input("关键词拆出")
     at.button(key="curation.split_kw").click().run()
@@ -83,7 +85,7 @@ def test_split_by_keyword_and_by_notes(curator):
     assert audit_rows(at).iloc[0]["操作"] == "拆分"
 
     tid = biggest(curator)[0]
-    at = run_page(PAGE, **{"curation.topic": tid, "curation.split_how": "按选中笔记"})
+    at = run_page(PAGE, **{"curation.topic": tid, "curation.action": "拆分", "curation.split_how": "按选中笔记"})
     picker = at.multiselect(key="curation.split_notes")
     chosen = picker.options[:2]
     at.multiselect(key="curation.split_notes").set_value(
@@ -98,7 +100,7 @@ def test_split_by_keyword_and_by_notes(curator):
 
 def test_hide_filters_lists_and_unhide_restores(curator):
     tid = biggest(curator)[0]
-    at = run_page(PAGE, **{"curation.topic": tid})
+    at = run_page(PAGE, **{"curation.topic": tid, "curation.action": "隐藏 / 置顶"})
     at.button(key="curation.hide").click().run()
     assert_ok(at)
     assert bool(topics(curator).at[tid, "hidden"])
@@ -110,7 +112,7 @@ def test_hide_filters_lists_and_unhide_restores(curator):
     shown = run_page("pages/overview.py", **{"curation.show_hidden": True})
     row = shown.dataframe[0].value.set_index("topic_id").loc[tid]
     assert "已隐藏" in row["标记"]
-    at = run_page(PAGE, **{"curation.topic": tid, "curation.show_hidden": True})
+    at = run_page(PAGE, **{"curation.topic": tid, "curation.show_hidden": True, "curation.action": "隐藏 / 置顶"})
     assert at.button(key="curation.hide").label == "取消隐藏"
     at.button(key="curation.hide").click().run()
     assert not bool(topics(curator).at[tid, "hidden"])
@@ -119,7 +121,7 @@ def test_hide_filters_lists_and_unhide_restores(curator):
 
 def test_pin_puts_topic_first(curator):
     smallest = int(topics(curator)["size"].idxmin())
-    at = run_page(PAGE, **{"curation.topic": smallest})
+    at = run_page(PAGE, **{"curation.topic": smallest, "curation.action": "隐藏 / 置顶"})
     at.button(key="curation.pin").click().run()
     assert_ok(at)
     detail = run_page("pages/topic_detail.py")
@@ -152,8 +154,11 @@ def test_viewer_cannot_curate(curator, tmp_path, monkeypatch):
     at = run_page(PAGE, **{"auth.user": "vera", "curation.topic": tid})
     assert_ok(at)
     assert "只读账户" in at.info[0].value
-    for key in ("curation.rename", "curation.merge", "curation.split_kw", "curation.hide", "curation.pin"):
-        assert at.button(key=key).disabled, key
+    for action, keys in (("合并", ["curation.merge"]), ("拆分", ["curation.split_kw"]),
+                         ("隐藏 / 置顶", ["curation.hide", "curation.pin"]), ("改名", ["curation.rename"])):
+        at.radio(key="curation.action").set_value(action).run()
+        for key in keys:
+            assert at.button(key=key).disabled, key
     assert at.text_input(key="curation.name").disabled
     at.text_input(key="curation.name").input("不该生效")
     at.button(key="curation.rename").click().run()
