@@ -55,7 +55,7 @@ if action == "改名":
             workspace.rename_topic, topic_id, name)
 elif action == "合并":
     sources = st.multiselect("把这些话题并入当前话题", list(others), key="curation.merge_sources",
-                             format_func=others.get, disabled=not editable)
+                             format_func=others.get, disabled=not editable, placeholder="选择话题（可多选）")
     sure = st.checkbox("确认合并：所选话题的笔记并入当前话题，原话题不再单独显示（重建后仍保持合并；"
                        "要分开需再按关键词或笔记拆分）", disabled=not editable or not sources,
                        key=f"curation.merge_confirm.{topic_id}.{'-'.join(map(str, sources))}")   # new choice, new tick
@@ -75,7 +75,8 @@ elif action == "拆分":
         notes = loaders.notes_by_id(ctx.source, list(members)[:200])
         titles = dict(zip(notes[schema.NOTE_ID].astype(str), notes[schema.TITLE].astype(str)))
         chosen = st.multiselect("选择要移出的笔记", list(titles), key="curation.split_notes",
-                                format_func=lambda n: f"{titles[n][:40]}（{n}）", disabled=not editable)
+                                format_func=lambda n: f"{titles[n][:40]}（{n}）", disabled=not editable,
+                                placeholder="选择笔记（可多选）")
         if st.button("按选中笔记拆分", key="curation.split_ids", disabled=not editable or not chosen):
             act(f"已把 {len(chosen)} 篇笔记拆分出 #{topic_id}", workspace.split_topic, topic_id,
                 note_ids=chosen, name=new_name)
