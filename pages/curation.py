@@ -64,20 +64,31 @@ elif action == "合并":
 elif action == "拆分":
     how = st.radio("拆分方式", ["按关键词", "按选中笔记"], key="curation.split_how", horizontal=True,
                    disabled=not editable)
-    new_name = st.text_input("新话题名称（可选）", key="curation.split_name", disabled=not editable, max_chars=80)
-    if how == "按关键词":
-        keyword = st.text_input("关键词（标题/正文包含即移出）", key="curation.split_keyword", disabled=not editable)
-        if st.button("按关键词拆分", key="curation.split_kw", disabled=not editable or not keyword.strip()):
+    # a form cleared on submit: after a split the fields are empty, so a second click repeats nothing
+    with st.form("curation.split_form", clear_on_submit=True, border=False):
+        new_name = st.text_input("新话题名称（可选）", key="curation.split_name", disabled=not editable, max_chars=80)
+        if how == "按关键词":
+            keyword = st.text_input("关键词（标题/正文包含即移出）", key="curation.split_keyword", disabled=not editable)
+            go = st.form_submit_button("按关键词拆分", key="curation.split_kw", disabled=not editable)
+        else:
+            members = ctx.snapshot.assignments.loc[ctx.snapshot.assignments[schema.TOPIC_ID] == topic_id,
+                                                   schema.NOTE_ID]
+            notes = loaders.notes_by_id(ctx.source, list(members)[:200])
+            titles = dict(zip(notes[schema.NOTE_ID].astype(str), notes[schema.TITLE].astype(str)))
+            chosen = st.multiselect("选择要移出的笔记", list(titles), key="curation.split_notes",
+                                    format_func=lambda n: f"{titles[n][:40]}（{n}）", disabled=not editable,
+                                    placeholder="选择笔记（可多选）")
+            go = st.form_submit_button("按选中笔记拆分", key="curation.split_ids", disabled=not editable)
+    if go and how == "按关键词":
+        if not keyword.strip():
+            st.session_state["curation.result"] = ("error", "请先填写关键词 Enter a keyword first.")
+        else:
             act(f"已按关键词「{w.md_escape(keyword)}」拆分 #{topic_id}", workspace.split_topic, topic_id,
                 keyword=keyword.strip(), name=new_name)
-    else:
-        members = ctx.snapshot.assignments.loc[ctx.snapshot.assignments[schema.TOPIC_ID] == topic_id, schema.NOTE_ID]
-        notes = loaders.notes_by_id(ctx.source, list(members)[:200])
-        titles = dict(zip(notes[schema.NOTE_ID].astype(str), notes[schema.TITLE].astype(str)))
-        chosen = st.multiselect("选择要移出的笔记", list(titles), key="curation.split_notes",
-                                format_func=lambda n: f"{titles[n][:40]}（{n}）", disabled=not editable,
-                                placeholder="选择笔记（可多选）")
-        if st.button("按选中笔记拆分", key="curation.split_ids", disabled=not editable or not chosen):
+    elif go:
+        if not chosen:
+            st.session_state["curation.result"] = ("error", "请先选择要移出的笔记 Choose notes first.")
+        else:
             act(f"已把 {len(chosen)} 篇笔记拆分出 #{topic_id}", workspace.split_topic, topic_id,
                 note_ids=chosen, name=new_name)
 else:

@@ -83,6 +83,11 @@ def test_split_by_keyword_and_by_notes(curator):
     after = topics(curator)
     assert "关键词拆出" in set(after["label"])
     assert audit_rows(at).iloc[0]["操作"] == "拆分"
+    n_audit = len(audit_rows(at))
+    empty = run_page(PAGE, **{"curation.topic": tid, "curation.action": "拆分"})
+    empty.button(key="curation.split_kw").click().run()                      # no keyword: refused, nothing stored
+    assert "请先填写关键词" in empty.error[0].value and len(audit_rows(empty)) == n_audit
+    # (the form clears on submit in a browser, tests/e2e/test_curation.py; AppTest keeps typed values)
 
     tid = biggest(curator)[0]
     at = run_page(PAGE, **{"curation.topic": tid, "curation.action": "拆分", "curation.split_how": "按选中笔记"})
@@ -237,3 +242,16 @@ def test_hidden_topic_left_out_of_opportunity_trends_and_brief_ranks(curator, ca
 
     assert cli_topics() == list(after["topic_id"])
     assert tid in cli_topics("--include-hidden")
+
+
+def test_audit_words_show_only_what_changed():
+    from miner.topics.registry import dumps
+    from miner.ui.curation import change_text
+    row = {"topic_id": 3, "status": "active", "label": None, "hidden": False, "pinned": False, "curated_into": None}
+    assert change_text("rename", dumps(row), dumps({**row, "label": "露营"})) == ("名称 自动名", "名称「露营」")
+    assert change_text("hide", dumps(row), dumps({**row, "hidden": True})) == ("隐藏 否", "隐藏 是")
+    assert change_text("merge", dumps([row]), dumps({"topic_id": 1, "merged": [3, 5]})) == (
+        "#3、#5 独立显示", "#3、#5 并入 #1")
+    assert change_text("split", dumps(row), dumps({"topic_id": 9, "parent_id": 3, "keyword": "帐篷",
+                                                    "note_ids": None, "label": None})) == (
+        "#3 的笔记", "关键词「帐篷」拆出为新话题 #9 （自动名）")
