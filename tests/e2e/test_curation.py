@@ -3,7 +3,7 @@ show on the other pages, the audit table says who did what (before → after), t
 says merged from / renamed by; a viewer sees the page read-only.
 
 The workspace is this module's own (the actions change its topics); its first sign-in builds it.
-Screenshots: test-artifacts/screenshots/2x-curation-*.png (a few are copied to docs/screenshots/).
+Screenshots: test-artifacts/screenshots/20-*.png … 30-*.png (a few are copied to docs/screenshots/).
 The steps run in file order and build on each other.
 """
 from __future__ import annotations
