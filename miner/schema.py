@@ -211,6 +211,13 @@ ASSIGNMENTS_COLUMNS = {NOTE_ID: "str", TOPIC_ID: "int (−1 outlier), as shown a
 ENGAGEMENT = "engagement"      # likes + collects + comments + shares of a note (public counts)
 
 
+def hidden_topic_ids(topics) -> set[int]:
+    """Topics hidden by curation (话题管理): what a planner reads leaves them out unless asked for."""
+    if topics is None or "hidden" not in topics:
+        return set()
+    return {int(t) for t in topics.loc[topics["hidden"].fillna(False).astype(bool), TOPIC_ID]}
+
+
 def engagement(frame) -> "pd.Series":
     """Total engagement per row: likes + collects + comments + shares (the one home of this sum).
 

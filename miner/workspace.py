@@ -340,9 +340,12 @@ class Workspace:
         return TopicSearcher(embedder=embedder, segmenter=segmenter or self.segmenter()).fit(snapshot)
 
     # ---- insights --------------------------------------------------------------------------------
-    def trend_table(self, snapshot, freq: str = "D", today=None) -> pd.DataFrame:
+    def trend_table(self, snapshot, freq: str = "D", today=None, include_hidden: bool = False) -> pd.DataFrame:
+        """Per-topic trends; topics hidden on 话题管理 are left out unless ``include_hidden``."""
+        from miner.insights.opportunity import without_hidden
         from miner.insights.trends import trend_table
-        return trend_table(snapshot.notes, snapshot.assignments, snapshot.topics, freq=freq, today=today)
+        table = trend_table(snapshot.notes, snapshot.assignments, snapshot.topics, freq=freq, today=today)
+        return table if include_hidden else without_hidden(table, snapshot.topics)
 
     def audience_tables_ready(self, needs=("engagements", "audience")) -> bool:
         """True when the tables exist; loads the simulated ones first in the demo workspace only."""
@@ -376,10 +379,13 @@ class Workspace:
             return segment_metrics(con, snapshot, segment=segment, window=window, k=self.config.k_anonymity,
                                    attribution_days=self.config.attribution_days)
 
-    def opportunity(self, snapshot, segment=None, node: str | None = None) -> pd.DataFrame:
-        from miner.insights.opportunity import snapshot_opportunity
+    def opportunity(self, snapshot, segment=None, node: str | None = None,
+                    include_hidden: bool = False) -> pd.DataFrame:
+        """Topics ranked by opportunity; hidden ones left out (ranks renumbered) unless ``include_hidden``."""
+        from miner.insights.opportunity import snapshot_opportunity, without_hidden
         metrics = self.segment_metrics(snapshot, segment) if segment else None
-        return snapshot_opportunity(snapshot, metrics=metrics, node=node)
+        table = snapshot_opportunity(snapshot, metrics=metrics, node=node)
+        return table if include_hidden else without_hidden(table, snapshot.topics)
 
     def brief(self, snapshot, topic_id: int, segment=None, node: str | None = None, today=None,
               polish: bool = False):

@@ -3,7 +3,7 @@ import time
 
 import streamlit as st
 
-from miner.ui import loaders, widgets as w
+from miner.ui import curation, loaders, widgets as w
 
 EXAMPLES = ("秋冬穿搭 平价", "猫咪 日常", "露营 装备", "手机 拍照", "减脂 早餐")
 
@@ -22,6 +22,7 @@ cols[0].caption("试试：")
 for i, text in enumerate(EXAMPLES):
     cols[i + 1].button(text, key=f"search.example.{i}", on_click=_use_example, args=(text,))
 k = st.slider("结果数 Results", 3, 20, key="search.k")
+curation.hidden_toggle()
 
 query = st.session_state["search.query"].strip()
 if not query:
@@ -31,7 +32,7 @@ if not query:
 searcher = loaders.searcher(ctx.source.snapshots_dir, ctx.source.run_id)
 started = time.perf_counter()
 try:
-    ideas = searcher.search(query, k=k)
+    ideas = searcher.search(query, k=k, include_hidden=curation.show_hidden())
 except ValueError as exc:
     st.error(f"搜索失败 Search failed: {w.md_escape(exc)}")
     st.stop()
@@ -49,6 +50,7 @@ for rank, idea in enumerate(ideas, start=1):
     with st.container(border=True, key=f"search.result.{rank}"):
         badge = ":green-badge[强匹配]" if idea.match == "strong" else ":gray-badge[弱匹配]"
         mixed = " :orange-badge[混合话题]" if getattr(idea, "is_mixed", False) else ""
+        mixed += " :gray-badge[已隐藏]" if idea.hidden else ""
         st.markdown(f"{badge}{mixed} **{rank}. #{idea.topic_id} {w.md_escape(idea.label)}**")
         facts = [f"相关度 z={idea.relevance:.1f}", f"匹配度 {idea.score:.2f}", f"生命周期 {idea.stage_zh or '—'}",
                  f"机会分 {'—' if idea.opportunity is None else f'{idea.opportunity:.2f}'}",

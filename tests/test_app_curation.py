@@ -59,8 +59,10 @@ def test_rename_is_audited_and_in_history(curator):
 
 def test_merge_two_topics(curator):
     a, b = biggest(curator, 2)
-    at = run_page(PAGE, **{"curation.topic": a})
-    at.multiselect(key="curation.merge_sources").select(b)
+    at = run_page(PAGE, **{"curation.topic": a, "curation.action": "合并"})
+    at.multiselect(key="curation.merge_sources").select(b).run()
+    assert at.button(key="curation.merge").disabled              # not before the confirmation is ticked
+    at.checkbox(key=f"curation.merge_confirm.{a}.{b}").check().run()
     at.button(key="curation.merge").click().run()
     assert_ok(at)
     after = topics(curator)
@@ -73,7 +75,7 @@ def test_merge_two_topics(curator):
 def test_split_by_keyword_and_by_notes(curator):
     tid = biggest(curator)[0]
     keyword = str(topics(curator).at[tid, "keywords"][0])
-    at = run_page(PAGE, **{"curation.topic": tid})
+    at = run_page(PAGE, **{"curation.topic": tid, "curation.action": "拆分"})
     at.text_input(key="curation.split_keyword").input(keyword)
     at.text_input(key="curation.split_name").input("关键词拆出")
     at.button(key="curation.split_kw").click().run()
@@ -81,9 +83,14 @@ def test_split_by_keyword_and_by_notes(curator):
     after = topics(curator)
     assert "关键词拆出" in set(after["label"])
     assert audit_rows(at).iloc[0]["操作"] == "拆分"
+    n_audit = len(audit_rows(at))
+    empty = run_page(PAGE, **{"curation.topic": tid, "curation.action": "拆分"})
+    empty.button(key="curation.split_kw").click().run()                      # no keyword: refused, nothing stored
+    assert "请先填写关键词" in empty.error[0].value and len(audit_rows(empty)) == n_audit
+    # (the form clears on submit in a browser, tests/e2e/test_curation.py; AppTest keeps typed values)
 
     tid = biggest(curator)[0]
-    at = run_page(PAGE, **{"curation.topic": tid, "curation.split_how": "按选中笔记"})
+    at = run_page(PAGE, **{"curation.topic": tid, "curation.action": "拆分", "curation.split_how": "按选中笔记"})
     picker = at.multiselect(key="curation.split_notes")
     chosen = picker.options[:2]
     at.multiselect(key="curation.split_notes").set_value(
@@ -98,7 +105,7 @@ def test_split_by_keyword_and_by_notes(curator):
 
 def test_hide_filters_lists_and_unhide_restores(curator):
     tid = biggest(curator)[0]
-    at = run_page(PAGE, **{"curation.topic": tid})
+    at = run_page(PAGE, **{"curation.topic": tid, "curation.action": "隐藏 / 置顶"})
     at.button(key="curation.hide").click().run()
     assert_ok(at)
     assert bool(topics(curator).at[tid, "hidden"])
@@ -110,7 +117,7 @@ def test_hide_filters_lists_and_unhide_restores(curator):
     shown = run_page("pages/overview.py", **{"curation.show_hidden": True})
     row = shown.dataframe[0].value.set_index("topic_id").loc[tid]
     assert "已隐藏" in row["标记"]
-    at = run_page(PAGE, **{"curation.topic": tid, "curation.show_hidden": True})
+    at = run_page(PAGE, **{"curation.topic": tid, "curation.show_hidden": True, "curation.action": "隐藏 / 置顶"})
     assert at.button(key="curation.hide").label == "取消隐藏"
     at.button(key="curation.hide").click().run()
     assert not bool(topics(curator).at[tid, "hidden"])
@@ -119,7 +126,7 @@ def test_hide_filters_lists_and_unhide_restores(curator):
 
 def test_pin_puts_topic_first(curator):
     smallest = int(topics(curator)["size"].idxmin())
-    at = run_page(PAGE, **{"curation.topic": smallest})
+    at = run_page(PAGE, **{"curation.topic": smallest, "curation.action": "隐藏 / 置顶"})
     at.button(key="curation.pin").click().run()
     assert_ok(at)
     detail = run_page("pages/topic_detail.py")
@@ -152,8 +159,11 @@ def test_viewer_cannot_curate(curator, tmp_path, monkeypatch):
     at = run_page(PAGE, **{"auth.user": "vera", "curation.topic": tid})
     assert_ok(at)
     assert "只读账户" in at.info[0].value
-    for key in ("curation.rename", "curation.merge", "curation.split_kw", "curation.hide", "curation.pin"):
-        assert at.button(key=key).disabled, key
+    for action, keys in (("合并", ["curation.merge"]), ("拆分", ["curation.split_kw"]),
+                         ("隐藏 / 置顶", ["curation.hide", "curation.pin"]), ("改名", ["curation.rename"])):
+        at.radio(key="curation.action").set_value(action).run()
+        for key in keys:
+            assert at.button(key=key).disabled, key
     assert at.text_input(key="curation.name").disabled
     at.text_input(key="curation.name").input("不该生效")
     at.button(key="curation.rename").click().run()
@@ -179,3 +189,69 @@ def test_update_button_adds_pending_notes(curator):
     message = at.success[0].value
     assert "增量更新完成" in message and "新增 30 篇" in message
     assert len(load_snapshot(curator).notes) == len(known) + 30
+
+
+def _result_ids(at: AppTest) -> list[int]:
+    """Topic ids of the search page's result cards, in order (``**1. #12 label**``)."""
+    import re
+    return [int(re.search(r"\*\*\d+\. #(\d+) ", m.value).group(1)) for m in at.markdown if "-badge[" in m.value]
+
+
+def test_hidden_topic_left_out_of_search_unless_shown(curator):
+    from miner.workspace import Workspace
+    tid = biggest(curator)[0]
+    query = " ".join(str(k) for k in list(topics(curator).at[tid, "keywords"])[:3])
+    at = run_page("pages/search.py", **{"search.query": query, "search.k": 20})
+    assert_ok(at)
+    assert _result_ids(at)[0] == tid                      # the topic's own words find it first
+    Workspace(curator).hide_topic(tid, actor="策划小王")
+    at = run_page("pages/search.py", **{"search.query": query, "search.k": 20})
+    assert_ok(at)
+    assert tid not in _result_ids(at) and _result_ids(at)
+    assert not any("已隐藏" in m.value for m in at.markdown)
+    shown = run_page("pages/search.py", **{"search.query": query, "search.k": 20, "curation.show_hidden": True})
+    assert_ok(shown)
+    assert _result_ids(shown)[0] == tid
+    assert ":gray-badge[已隐藏]" in next(m.value for m in shown.markdown if f"#{tid} " in m.value)
+
+
+def test_hidden_topic_left_out_of_opportunity_trends_and_brief_ranks(curator, capsys):
+    from miner.cli import main
+    from miner.workspace import Workspace
+    workspace = Workspace(curator)
+    snap = load_snapshot(curator)
+    before = workspace.opportunity(snap)
+    tid = int(before["topic_id"].iloc[0])                 # the best opportunity
+    workspace.hide_topic(tid, actor="策划小王")
+    snap = load_snapshot(curator)
+    after = workspace.opportunity(snap)
+    assert tid not in set(after["topic_id"]) and len(after) == len(before) - 1
+    assert list(after["rank"]) == list(range(1, len(after) + 1))
+    assert list(after["topic_id"]) == [t for t in before["topic_id"] if t != tid]    # the others keep their order
+    assert tid in set(workspace.opportunity(snap, include_hidden=True)["topic_id"])
+    assert tid not in set(workspace.trend_table(snap)["topic_id"])
+    second = int(after["topic_id"].iloc[0])
+    brief = workspace.brief(snap, second)
+    assert (brief.opportunity["rank"], brief.opportunity["of"]) == (1, len(after))   # 第 1/n 名 among shown topics
+
+    def cli_topics(*extra) -> list[int]:
+        assert main(["opportunity", *extra]) == 0
+        rows = capsys.readouterr().out.splitlines()
+        start = next(i for i, line in enumerate(rows) if line.startswith("--")) + 1   # below the header rule
+        return [int(line.split()[1]) for line in rows[start:] if line.split() and line.split()[0].isdigit()]
+
+    assert cli_topics() == list(after["topic_id"])
+    assert tid in cli_topics("--include-hidden")
+
+
+def test_audit_words_show_only_what_changed():
+    from miner.topics.registry import dumps
+    from miner.ui.curation import change_text
+    row = {"topic_id": 3, "status": "active", "label": None, "hidden": False, "pinned": False, "curated_into": None}
+    assert change_text("rename", dumps(row), dumps({**row, "label": "露营"})) == ("名称 自动名", "名称「露营」")
+    assert change_text("hide", dumps(row), dumps({**row, "hidden": True})) == ("隐藏 否", "隐藏 是")
+    assert change_text("merge", dumps([row]), dumps({"topic_id": 1, "merged": [3, 5]})) == (
+        "#3、#5 独立显示", "#3、#5 并入 #1")
+    assert change_text("split", dumps(row), dumps({"topic_id": 9, "parent_id": 3, "keyword": "帐篷",
+                                                    "note_ids": None, "label": None})) == (
+        "#3 的笔记", "关键词「帐篷」拆出为新话题 #9 （自动名）")

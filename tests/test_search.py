@@ -87,6 +87,24 @@ def test_topic_first_in_every_list_scores_one():
     assert all(0 <= i.score <= 1 for i in ideas)
 
 
+def test_hidden_topics_leave_every_list_unless_asked_for():
+    snap = ToySnapshot()
+    snap.topics["hidden"] = [True, False, False]          # 露营 hidden on 话题管理
+    searcher = TopicSearcher(AxisEmbedder([1, 0, 0, 0])).fit(snap)
+    ideas = searcher.search("露营 平价", k=3)
+    assert sorted(i.topic_id for i in ideas) == [1, 2] and not any(i.hidden for i in ideas)
+    # ranks are those of the shown topics alone: each list starts at 1 again without topic 0
+    for name in ("centroid", "notes"):           # (平价 is in one note per topic: no keyword list)
+        assert sorted(i.ranks[name] for i in ideas if name in i.ranks)[:1] == [1], name
+    shown = searcher.search("露营 平价", k=3, include_hidden=True)
+    assert shown[0].topic_id == 0 and shown[0].hidden and not any(i.hidden for i in shown[1:])
+    assert shown[0].ranks == {"centroid": 1, "notes": 1, "keyword": 1} and shown[0].score == pytest.approx(1.0)
+    assert all(i.ranks["centroid"] > 1 for i in shown[1:])
+    snap.topics["hidden"] = True
+    everything = TopicSearcher(AxisEmbedder([1, 0, 0, 0])).fit(snap).search("露营", k=3)
+    assert len(everything) == 0 and everything.no_match and "隐藏" in everything.message
+
+
 def test_keywords_and_semantics_are_fused():
     snap = ToySnapshot()
     # the embedding points at 护肤 but the words say 穿搭: both lists count, keyword-only topics still rank

@@ -15,11 +15,13 @@ def register(sub) -> None:
     p.add_argument("--freq", choices=["D", "W"], default="D", help="day (D, default) or week (W) periods")
     p.add_argument("--today", help="planning date for the next node, YYYY-MM-DD (default today)")
     add_view_args(p)
+    _hidden_arg(p)
     p.set_defaults(handler=cmd_trends)
 
     p = sub.add_parser("opportunity", help="选题机会 rank topics for a target segment and node")
     p.add_argument("--node", help="marketing node, e.g. 双11 (adds the timing component)")
     add_view_args(p, segment="target audience, e.g. gender=F,age_band=18-24")
+    _hidden_arg(p)
     p.set_defaults(handler=cmd_opportunity)
 
     p = sub.add_parser("brief", help="选题简报 content brief for one topic")
@@ -36,14 +38,20 @@ def register(sub) -> None:
     p.add_argument("query", help='e.g. "露营 穿搭 平价"')
     p.add_argument("-k", type=int, default=10, help="ideas to return (default 10)")
     p.add_argument("--run", help="snapshot run id (default latest)")
+    _hidden_arg(p)
     p.set_defaults(handler=cmd_search)
+
+
+def _hidden_arg(p) -> None:
+    p.add_argument("--include-hidden", action="store_true",
+                   help="also list topics hidden on the app's 话题管理 page (left out by default)")
 
 
 # ---- handlers ------------------------------------------------------------------------------------
 def cmd_trends(args, config: MinerConfig) -> int:
     workspace = Workspace(config)
     snap = workspace.snapshot(args.run)
-    table = workspace.trend_table(snap, freq=args.freq, today=args.today)
+    table = workspace.trend_table(snap, freq=args.freq, today=args.today, include_hidden=args.include_hidden)
     order = {s: i for i, s in enumerate(("emerging", "rising", "burst", "seasonal", "one_off", "evergreen",
                                          "declining"))}
     table = table.assign(_o=table["stage"].map(order)).sort_values(["_o", "growth_z"], ascending=[True, False])
@@ -65,7 +73,8 @@ def cmd_opportunity(args, config: MinerConfig) -> int:
     workspace = Workspace(config)
     snap = workspace.snapshot(args.run)
     _require_audience(workspace, args.segment)
-    table = workspace.opportunity(snap, segment=args.segment, node=args.node)
+    table = workspace.opportunity(snap, segment=args.segment, node=args.node,
+                                  include_hidden=args.include_hidden)
     comps = ["momentum", "headroom", "value", "openness"] + (["timing"] if args.node else [])
     print(f"快照 {snap.run_id} · 人群 {_segment_label(args.segment)} · 节点 {args.node or '—'} · "
           f"机会分 = 各分项加权平均 (miner/insights/opportunity.py)")
@@ -98,7 +107,7 @@ def cmd_brief(args, config: MinerConfig) -> int:
 def cmd_search(args, config: MinerConfig) -> int:
     workspace = Workspace(config)
     snap = workspace.snapshot(args.run)
-    ideas = workspace.searcher(snap).search(args.query, k=args.k)
+    ideas = workspace.searcher(snap).search(args.query, k=args.k, include_hidden=args.include_hidden)
     if ideas.message:                    # empty query, or no topic matches well
         print(ideas.message)
     print(f"搜索「{clean(args.query)}」· 快照 {snap.run_id} · 分数 = 语义(中心+笔记)与关键词(BM25)的倒数排名融合")

@@ -70,6 +70,7 @@ __all__ = [
     "resolve_node_key",
     "segment_metrics",
     "snapshot_opportunity",
+    "without_hidden",
 ]
 
 COMPONENTS = ("momentum", "headroom", "value", "openness", "timing", "season")
@@ -346,6 +347,17 @@ def snapshot_opportunity(snapshot, metrics: pd.DataFrame | None = None, node: st
     """:func:`opportunity_scores` over a :class:`miner.topics.snapshot.Snapshot`."""
     return opportunity_scores(snapshot.notes, snapshot.assignments, snapshot.topics, trends=trends,
                               metrics=metrics, node=node, weights=weights)
+
+
+def without_hidden(table: pd.DataFrame, topics: pd.DataFrame, keep=()) -> pd.DataFrame:
+    """Rows of a ranked per-topic table whose topic is not hidden by curation (except ``keep``),
+    ``rank`` renumbered 1..n among them: the list a planner sees. Scores are left as computed
+    over every topic, as the app's overview shows them."""
+    drop = schema.hidden_topic_ids(topics) - {int(t) for t in keep}
+    out = table[~table[TOPIC_ID].isin(drop)].reset_index(drop=True)
+    if "rank" in out:
+        out["rank"] = out["rank"].rank(method="first").astype("int64")
+    return out
 
 
 def segment_metrics(con, snapshot, segment=None, window=None, k: int = 50, brand=None,

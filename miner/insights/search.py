@@ -24,6 +24,10 @@ Hybrid retrieval over one snapshot, three ranked lists of topics fused by recipr
    (they match a vocabulary word exactly or not at all: "camping" is not "pin", "iphone" not a
    video id); English and mixed queries are understood through the embedding.
 
+**Hidden topics** (``hidden`` on the snapshot's topics, set on 话题管理) take part in no list unless
+``search(..., include_hidden=True)``: ranks, fused scores and the no-match verdict are those of the
+shown topics alone, as if the hidden ones were not there.
+
 Fusion (reciprocal rank fusion, Cormack et al. 2009)::
 
     score(t) = Σ_lists w_l / (rrf_k + rank_l(t))  ÷  Σ_lists w_l / (rrf_k + 1)
@@ -80,6 +84,7 @@ STRONG, WEAK = "strong", "weak"
 HAS_WORD_RE = re.compile(r"[0-9A-Za-z\u3400-\u9fff\uf900-\ufaff]")
 CJK_ONLY_RE = re.compile(r"^[\u3400-\u9fff]+$")
 EMPTY_QUERY_MESSAGE = "请输入要搜索的内容：一个词或一句话，例如「露营 穿搭 平价」（只有标点或空白无法搜索）"
+ALL_HIDDEN_MESSAGE = "所有话题都已在「话题管理」中隐藏；打开「显示已隐藏话题」后再搜索"
 NO_MATCH_MESSAGE = "没有话题与「{query}」匹配得好；下面是最接近的几个话题，仅供参考（弱匹配）"
 
 
@@ -109,6 +114,7 @@ class TopicIdea:
     keywords: list[str] = field(default_factory=list)
     size: int = 0
     ranks: dict = field(default_factory=dict)   # rank in each fused list (absent = not listed)
+    hidden: bool = False       # hidden by curation (only returned with ``include_hidden=True``)
 
     def to_dict(self) -> dict:
         from dataclasses import asdict
@@ -207,6 +213,7 @@ class TopicSearcher(BaseEstimator):
     bm25_, vocabulary_, df_, term_index_ : the BM25 matrix over note tokens.
     engagement_, note_ids_, titles_, row_of_note_ : per-note display data.
     trends_, opportunity_, stage_, opportunity_by_topic_ : joined insight tables.
+    hidden_ : per topic row, hidden by curation (left out of results unless asked for).
     segmenter_ : the query segmenter (``segmenter`` or a default one), dictionary loaded.
     """
 
@@ -274,6 +281,8 @@ class TopicSearcher(BaseEstimator):
                                  (topics["representative_note_ids"] if "representative_note_ids" in topics
                                   else [[]] * len(topics))]
         n_topics = len(topics)
+        self.hidden_ = (topics["hidden"].fillna(False).astype(bool).to_numpy() if "hidden" in topics
+                        else np.zeros(n_topics, dtype=bool))
         self.topic_sizes_ = np.bincount(self.note_topic_[self.note_topic_ >= 0], minlength=n_topics)
 
         embeddings = getattr(snap, "embeddings", None)
@@ -394,11 +403,12 @@ class TopicSearcher(BaseEstimator):
         per_term /= np.maximum(self.topic_sizes_, 1)[:, None]
         return per_term.sum(axis=1), per_term, (rows, note_scores)
 
-    def search(self, query: str, k: int = 10) -> SearchResult:
+    def search(self, query: str, k: int = 10, include_hidden: bool = False) -> SearchResult:
         """Ranked topic ideas for ``query`` (best first, at most ``k``), each flagged strong/weak.
 
         An empty or punctuation-only query gives an ``empty_query`` result (no ideas) with a
-        Chinese message; when no idea is a strong match the result has ``no_match=True``.
+        Chinese message; when no idea is a strong match the result has ``no_match=True``. Topics
+        hidden by curation are left out unless ``include_hidden``.
         """
         if not isinstance(query, str):
             raise TypeError(f"the search query must be text, got {type(query).__name__}")
@@ -411,6 +421,9 @@ class TopicSearcher(BaseEstimator):
         n_topics = len(self.topic_ids_)
         if n_topics == 0:
             return SearchResult(query=query, ideas=[], no_match=True, message="快照中还没有话题，请先构建话题")
+        shown = np.ones(n_topics, dtype=bool) if include_hidden else ~self.hidden_
+        if not shown.any():
+            return SearchResult(query=query, ideas=[], no_match=True, message=ALL_HIDDEN_MESSAGE)
         q = np.asarray(self.embedder.encode([query], kind="query"), dtype=np.float32).reshape(1, -1)
         # rank by similarity to the query minus the corpus mean (hubness correction, see module doc)
         qc = q - self.mean_ if self.mean_ is not None else q
@@ -430,7 +443,7 @@ class TopicSearcher(BaseEstimator):
         for name, w, values, member in zip(("centroid", "notes", "keyword"), self.weights,
                                            (centroid, note_level, keyword),
                                            (np.isfinite(centroid), np.isfinite(note_level), kw_member)):
-            listed = np.flatnonzero(member)
+            listed = np.flatnonzero(member & shown)
             order = listed[np.argsort(-values[listed], kind="stable")]
             ranks = np.zeros(n_topics, dtype=np.int64)
             ranks[order] = np.arange(1, len(order) + 1)
@@ -443,9 +456,9 @@ class TopicSearcher(BaseEstimator):
             relevance = np.where(np.isfinite(centroid), z, -np.inf)
         else:
             relevance = self.relevance_z(centroid)
-        strong = self._is_strong(centroid, relevance, kw_member, coverage)
-        best_kw = keyword.max() if keyword.size and keyword.max() > 0 else 1.0
-        order = np.lexsort((np.arange(n_topics), -centroid, -fused))[:k]
+        strong = self._is_strong(centroid, relevance, kw_member, coverage) & shown
+        best_kw = keyword[shown].max() if keyword[shown].max() > 0 else 1.0
+        order = [t for t in np.lexsort((np.arange(n_topics), -centroid, -fused)) if shown[t]][:k]
         # keyword-matching notes grouped by topic, best first
         kw_order = np.lexsort((-kw_note_scores, kw_topics))
         kw_sorted_rows = kw_rows[kw_order]
@@ -466,7 +479,7 @@ class TopicSearcher(BaseEstimator):
                 match=STRONG if strong[t] else WEAK,
                 stage=stage[0], stage_zh=stage[1], opportunity=self.opportunity_by_topic_.get(tid),
                 keywords=list(self.keywords_[t]), size=int(self.topic_sizes_[t]),
-                ranks={name: int(r[t]) for name, r in rank_of.items() if r[t] > 0}))
+                ranks={name: int(r[t]) for name, r in rank_of.items() if r[t] > 0}, hidden=bool(self.hidden_[t])))
         no_match = not bool(strong.any())
         return SearchResult(query=query, ideas=ideas, no_match=no_match,
                             message=NO_MATCH_MESSAGE.format(query=query) if no_match else "")

@@ -36,9 +36,17 @@ def show_hidden() -> bool:
     return auth.can_edit() and bool(st.session_state.get(SHOW_HIDDEN_KEY, False))
 
 
-def hidden_toggle(key_suffix: str = "") -> None:
+def hidden_toggle() -> None:
     if auth.can_edit():
-        st.toggle("显示已隐藏话题 Show hidden", key=SHOW_HIDDEN_KEY)
+        st.toggle("显示已隐藏话题", key=SHOW_HIDDEN_KEY,
+                  help="已隐藏的话题默认不出现在总览、选题搜索、话题选择和简报里；打开后在本次会话的各页面显示")
+
+
+def keep_show_hidden() -> None:
+    """Keep the 显示已隐藏话题 choice on pages that do not draw the toggle (Streamlit drops a
+    widget's state on a page where it is not drawn; re-storing it is the documented way out)."""
+    if SHOW_HIDDEN_KEY in st.session_state:
+        st.session_state[SHOW_HIDDEN_KEY] = st.session_state[SHOW_HIDDEN_KEY]
 
 
 def visible_topics(topics: pd.DataFrame, include_hidden: bool | None = None) -> pd.DataFrame:
@@ -83,16 +91,62 @@ def _json_text(text) -> str:
     return str(obj)
 
 
+FIELD_ZH = {"label": "名称", "hidden": "隐藏", "pinned": "置顶", "curated_into": "并入"}
+
+
+def _loads(text):
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _field(name: str, value) -> str:
+    if name == "label":
+        return f"名称「{value}」" if value else "名称 自动名"
+    if name == "curated_into":
+        return f"并入 #{value}" if value is not None else "独立显示"
+    if isinstance(value, bool):
+        return f"{FIELD_ZH.get(name, name)} {'是' if value else '否'}"
+    return f"{FIELD_ZH.get(name, name)} {value}"
+
+
+def _ids(ids) -> str:
+    return "、".join(f"#{int(t)}" for t in ids)
+
+
+def change_text(action: str, before_json, after_json) -> tuple[str, str]:
+    """修改前 / 修改后 of one audit row in a planner's words: only what the action changed."""
+    before, after = _loads(before_json), _loads(after_json)
+    if action == "merge" and isinstance(after, dict):
+        merged = after.get("merged") or []
+        return f"{_ids(merged)} 独立显示", f"{_ids(merged)} 并入 #{after.get('topic_id')}"
+    if action == "split" and isinstance(after, dict):
+        how = (f"关键词「{after['keyword']}」" if after.get("keyword")
+               else f"选中的 {len(after.get('note_ids') or [])} 篇笔记")
+        name = f"「{after['label']}」" if after.get("label") else "（自动名）"
+        return f"#{after.get('parent_id')} 的笔记", f"{how}拆出为新话题 #{after.get('topic_id')} {name}"
+    if isinstance(before, dict) and isinstance(after, dict):
+        changed = [k for k in FIELD_ZH if before.get(k) != after.get(k)]
+        if changed:
+            return ("，".join(_field(k, before.get(k)) for k in changed),
+                    "，".join(_field(k, after.get(k)) for k in changed))
+    return _json_text(before_json), _json_text(after_json)
+
+
 def audit_table(audit: pd.DataFrame) -> pd.DataFrame:
     if audit is None or audit.empty:
         return pd.DataFrame(columns=AUDIT_COLUMNS)
+    changes = [change_text(a, b, c) for a, b, c in zip(audit["action"], audit["before_json"], audit["after_json"])]
     return pd.DataFrame({
         "时间": pd.to_datetime(audit["acted_at"]).dt.strftime("%Y-%m-%d %H:%M:%S"),
         "操作人": audit["actor"].astype(str),
         "操作": [ACTION_ZH.get(a, a) for a in audit["action"]],
         "话题": [f"#{int(t)}" if pd.notna(t) else "" for t in audit["topic_id"]],
-        "修改前": [_json_text(b) for b in audit["before_json"]],
-        "修改后": [_json_text(a) for a in audit["after_json"]]})
+        "修改前": [b for b, _ in changes],
+        "修改后": [a for _, a in changes]})
 
 
 def history_table(history: pd.DataFrame) -> pd.DataFrame:
@@ -113,7 +167,11 @@ def _change(event: str, detail: str) -> str:
     if event == "rename":
         b, a = json.loads(before or "{}"), json.loads(after or "{}")
         return f"由谁改名：{b.get('label') or '自动名'} → {a.get('label') or '自动名'}"
-    return f"{_json_text(before)} → {_json_text(after)}"
+    if event == "merge":
+        merged = (_loads(after) or {}).get("merged") or []
+        return f"合并自 {_ids(merged)}（手动合并）"
+    was, now = change_text(event, before, after)
+    return f"{was} → {now}"
 
 
 def shown_rows(table: pd.DataFrame, topics: pd.DataFrame) -> pd.DataFrame:

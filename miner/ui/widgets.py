@@ -121,9 +121,23 @@ def _run_preparation(workspace) -> None:
     loaders.clear_tables()
 
 
+def through_router() -> None:
+    """Until some session has called ``st.navigation``, Streamlit runs a ``pages/*.py`` URL by itself
+    with a sidebar of file names (app, topic detail, …): the first visitor of a fresh server who
+    opens a bookmarked page would see that. Drop that mode and rerun, so app.py routes (the page
+    hash comes from the URL path, which both modes share). Streamlit keeps the flag on a class."""
+    from streamlit.runtime.pages_manager import PagesManager
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 def page_setup(title: str) -> PageContext:
     """Sign-in guard, title, first-start build if needed, serving snapshot and sidebar status."""
+    through_router()
     auth.guard()                       # signed out: the sign-in form, and nothing below runs
+    from miner.ui import curation
+    curation.keep_show_hidden()
     st.title(title)
     config = loaders.app_config()
     ensure_workspace(config)

@@ -51,11 +51,21 @@ def _wait_healthy(url: str, proc: subprocess.Popen, log: Path) -> None:
 @pytest.fixture(scope="session")
 def e2e_workspace(tmp_path_factory) -> dict[str, str]:
     """Environment for a workspace holding 20 demo notes per category and nothing else."""
+    return small_workspace(tmp_path_factory.mktemp("e2e-workspace"))
+
+
+@pytest.fixture(scope="session")
+def fresh_workspace(tmp_path_factory):
+    """``fresh_workspace(name)``: the environment of another small workspace (for tests that change it)."""
+    return lambda name: small_workspace(tmp_path_factory.mktemp(name))
+
+
+def small_workspace(root: Path) -> dict[str, str]:
+    """Ingest 20 demo notes per category into a new workspace under ``root``; its MINER_* variables."""
     from miner.config import MinerConfig
     from miner.ingest import ingest_file
     from miner.schema import NOTES
 
-    root = tmp_path_factory.mktemp("e2e-workspace")
     env = {"MINER_MODELS_DIR": str(root / "models"), "MINER_WORKSPACE_DIR": str(root / "workspace"),
            "MINER_EMBEDDING_MODEL": "hashing", "MINER_N_TOPICS": "12"}
     notes = pd.read_parquet(REPO / "data" / "demo" / "notes.parquet")

@@ -103,9 +103,11 @@ def build_brief(snapshot, topic_id: int, segment=None, node: str | None = None,
 def build_briefs(snapshot, topic_ids=None, segment=None, node: str | None = None,
                  metrics: pd.DataFrame | None = None, today: dt.date | None = None, con=None,
                  k: int | None = None, stale_days: int = DEFAULT_STALE_DAYS, **options) -> list[ContentBrief]:
-    """Briefs for ``topic_ids`` (default every topic), sharing the snapshot-wide work (engagement fit,
-    trends, opportunity, scorecard, TGI). ``options`` as for :func:`build_brief`."""
-    ids = [int(t) for t in (snapshot.topics[TOPIC_ID] if topic_ids is None else topic_ids)]
+    """Briefs for ``topic_ids`` (default every topic not hidden by curation), sharing the snapshot-wide
+    work (engagement fit, trends, opportunity, scorecard, TGI). ``options`` as for :func:`build_brief`."""
+    hidden = schema.hidden_topic_ids(snapshot.topics)
+    ids = ([int(t) for t in snapshot.topics[TOPIC_ID] if int(t) not in hidden] if topic_ids is None
+           else [int(t) for t in topic_ids])
     for topic_id in ids:
         _check_topic(snapshot, topic_id)
     today = today or dt.datetime.now(ZoneInfo(schema.TZ)).date()
@@ -152,7 +154,9 @@ def _build_one(snapshot, topic_id, shared: _Shared, segment, node, metrics, toda
     keywords = [str(kw) for kw in schema.list_cell(topic.get("keywords"), split_text=True)]
     hashtags = parts.hashtags(tn, keywords, caveats)
     trend = context.topic_trend(snapshot, shared.scores, topic_id, today, shared.fresh)
-    opp = context.opportunity(shared.opportunity, topic_id)
+    from miner.insights.opportunity import without_hidden
+    # ranked among the topics a planner sees (hidden ones left out; this one kept even if hidden)
+    opp = context.opportunity(without_hidden(shared.opportunity, snapshot.topics, keep=[topic_id]), topic_id)
     audience = context.audience(seg, metrics, topic_id, caveats)
     timing = context.timing(node, today, shared.series, topic_id, caveats)
     kpis = parts.kpis(tn, rng, audience)
