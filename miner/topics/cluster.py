@@ -19,6 +19,10 @@ Method (all heavy work in FAISS):
 5. Topics smaller than ``min_topic_size`` are dissolved into their nearest surviving topic.
 6. Outliers: a note whose cosine to its centroid falls below the ``outlier_share`` quantile is
    marked ``-1`` instead of being forced into a topic; raise ``outlier_share`` for purer topics.
+   A topic left with fewer than ``min_topic_size`` notes after that is dissolved too.
+
+A warm start (``init_labels``, a rebuild) replaces 3–4 with hysteresis k-means from the previous
+partition, so a rebuild moves only the notes that really moved (see ``hysteresis``).
 
 Topic ids are renumbered by size (0 = largest), so a seed always gives the same ids.
 """
@@ -161,10 +165,12 @@ class TopicClusterer(BaseEstimator):
         each previous topic's notes are taken *in the clustering space* (after whitening and
         smoothing), so a rebuild of an unchanged corpus starts at its own fixed point. Topics
         with fewer than 2 notes are left out. Takes precedence over ``init_centroids``.
-    hysteresis : float, with ``init_labels`` only: after k-means, a note keeps its previous topic
-        unless another centroid is closer by more than this cosine margin, and a previously
-        assigned note is not made an outlier unless it falls this far below the threshold. A
-        rebuild then moves only notes that really moved (ids survive; another seed changes little).
+    hysteresis : float, with ``init_labels`` only: k-means from the previous partition in which a
+        note keeps its previous topic unless another centroid is closer by more than this cosine
+        margin, a previously assigned note is not made an outlier unless it falls this far below
+        the threshold, and centroids leave outliers out. A rebuild then moves only notes that
+        really moved, and a rebuild of its own output is a fixed point (ids survive; the seed
+        plays no part). 0 = plain k-means from the previous centroids.
 
     Attributes
     ----------
@@ -242,16 +248,24 @@ class TopicClusterer(BaseEstimator):
             k = self._choose_k(Z)
 
         self.k_chosen_ = k
-        centers, labels = (spherical_kmeans(Z, k, self.seed, init_centroids=init) if init is not None
-                           else self._final_kmeans(Z, k))
         sticky = np.zeros(n, dtype=bool)
         if prior is not None and self.hysteresis > 0:
-            centers, labels, sticky = self._keep_prior(Z, centers, labels, prior)
+            centers, labels, sticky = self._keep_prior(Z, init, prior)
+        else:
+            centers, labels = (spherical_kmeans(Z, k, self.seed, init_centroids=init) if init is not None
+                               else self._final_kmeans(Z, k))
         centers, labels = self._dissolve_small(Z, centers, labels)
-        scores = np.einsum("ij,ij->i", Z, centers[labels])
-        self.threshold_ = float(np.quantile(scores, self.outlier_share)) if self.outlier_share > 0 else -np.inf
-        floor = np.where(sticky, self.threshold_ - self.hysteresis, self.threshold_)
-        labels = np.where(scores < floor, OUTLIER, labels)
+        scores, marked = self._mark_outliers(Z, centers, labels, sticky)
+        # A topic must keep min_topic_size notes *after* outliers are marked, or the next warm-started
+        # rebuild (which starts from the assigned notes) dissolves it: no fit would be a fixed point.
+        for _ in range(3):
+            sizes = np.bincount(marked[marked >= 0], minlength=len(centers))
+            big = np.flatnonzero(sizes >= self.min_topic_size)
+            if len(big) == 0 or len(big) == (sizes > 0).sum():
+                break
+            centers, labels = self._dissolve_small(Z, centers, labels, keep=big)
+            scores, marked = self._mark_outliers(Z, centers, labels, sticky)
+        labels = marked
 
         self.cluster_centers_, self.labels_ = self._renumber_by_size(centers, labels)
         self.scores_ = scores.astype(np.float32)
@@ -353,20 +367,45 @@ class TopicClusterer(BaseEstimator):
         prior[rows] = pos[labels[rows]]
         return as_float32_normalized(sums), prior
 
-    def _keep_prior(self, Z, centers, labels, prior):
-        """Hysteresis: a note returns to its previous cluster (``prior``, k-means' init row) when
-        that centroid is within ``hysteresis`` of its best one; centroids are then the members'
-        means. Returns (centers, labels, sticky = previously assigned notes)."""
+    def _keep_prior(self, Z, centers, prior, niter=50):
+        """Hysteresis k-means from the previous partition (``prior``, rows of ``centers``): a
+        previously assigned note stays in its topic unless another centroid is closer by more than
+        ``hysteresis``; other notes take the nearest. Centroids are the means of the notes that are
+        not outliers (as in k-means--, Chawla & Gionis 2013), so the next warm start, which only
+        sees assigned notes, begins where this one ended. Repeated until nothing moves: a rebuild
+        of its own output is a fixed point (plain k-means from the prior moved ~3 % of notes per
+        rebuild). Returns (centers, labels, sticky = previously assigned notes)."""
         has = prior >= 0
-        best = np.einsum("ij,ij->i", Z, centers[labels])
-        own = np.where(has, np.einsum("ij,ij->i", Z, centers[np.maximum(prior, 0)]), -np.inf)
-        keep = has & (own >= best - self.hysteresis)
-        labels = np.where(keep, prior, labels)
-        sums = np.zeros(centers.shape, np.float64)
-        np.add.at(sums, labels, Z)
-        filled = np.bincount(labels, minlength=len(centers)) > 0
-        centers = np.where(filled[:, None], as_float32_normalized(sums), centers).astype(np.float32)
-        return np.ascontiguousarray(centers), labels, has
+        labels = inlier = None
+        for _ in range(niter):
+            best_idx = self._nearest(Z, centers)
+            best = np.einsum("ij,ij->i", Z, centers[best_idx])
+            own = np.where(has, np.einsum("ij,ij->i", Z, centers[np.maximum(prior, 0)]), -np.inf)
+            moved = np.where(has & (own >= best - self.hysteresis), prior, best_idx)
+            kept = self._mark_outliers(Z, centers, moved, has)[1] >= 0
+            if labels is not None and np.array_equal(moved, labels) and np.array_equal(kept, inlier):
+                break
+            labels, inlier = moved, kept
+            sums = np.zeros(centers.shape, np.float64)
+            np.add.at(sums, labels[inlier], Z[inlier])
+            filled = np.bincount(labels[inlier], minlength=len(centers)) > 0
+            centers = np.ascontiguousarray(np.where(filled[:, None], as_float32_normalized(sums), centers),
+                                           dtype=np.float32)
+        return centers, labels, has
+
+    def _mark_outliers(self, Z, centers, labels, sticky):
+        """(scores, labels with ``-1`` below the threshold); sets ``threshold_``. A previously
+        assigned (``sticky``) note becomes an outlier only ``hysteresis`` below the threshold."""
+        scores = np.einsum("ij,ij->i", Z, centers[labels])
+        self.threshold_ = float(np.quantile(scores, self.outlier_share)) if self.outlier_share > 0 else -np.inf
+        floor = np.where(sticky, self.threshold_ - self.hysteresis, self.threshold_)
+        return scores, np.where(scores < floor, OUTLIER, labels)
+
+    @staticmethod
+    def _nearest(Z, centers) -> np.ndarray:
+        index = faiss.IndexFlatIP(Z.shape[1])
+        index.add(np.ascontiguousarray(centers, dtype=np.float32))
+        return index.search(Z, 1)[1][:, 0].astype(np.int64)
 
     def candidate_ks(self, n: int) -> list[int]:
         if self.k_candidates:
@@ -411,18 +450,22 @@ class TopicClusterer(BaseEstimator):
         init, _ = spherical_kmeans(sample, k, self.seed, nredo=self.n_init)
         return spherical_kmeans(Z, k, self.seed, init_centroids=init)
 
-    def _dissolve_small(self, Z, centers, labels):
+    def _dissolve_small(self, Z, centers, labels, keep=None):
+        """Topics with fewer than ``min_topic_size`` notes (or not in ``keep``) go to their notes'
+        nearest surviving topic."""
         sizes = np.bincount(labels, minlength=len(centers))
-        keep = np.flatnonzero(sizes >= self.min_topic_size)
+        keep = np.flatnonzero(sizes >= self.min_topic_size) if keep is None else np.asarray(keep)
         if len(keep) == 0:
             keep = np.array([int(np.argmax(sizes))])
         if len(keep) == len(centers):
             return centers, labels
         kept = np.ascontiguousarray(centers[keep])
-        index = faiss.IndexFlatIP(Z.shape[1])
-        index.add(kept)
-        _, idx = index.search(Z, 1)
-        new_labels = idx[:, 0].astype(np.int64)
+        position = np.full(len(centers), -1, dtype=np.int64)
+        position[keep] = np.arange(len(keep))
+        new_labels = position[labels]
+        moving = new_labels < 0             # only the dissolved topics' notes move (others may be sticky)
+        if moving.any():
+            new_labels[moving] = self._nearest(Z[moving], kept)
         # recompute centroids of the merged topics so they sit at their members' mean
         new_centers = np.stack([Z[new_labels == j].mean(axis=0) for j in range(len(keep))])
         return as_float32_normalized(new_centers), new_labels
