@@ -74,7 +74,7 @@ class EmergingParams:
 
 @dataclass
 class Group:
-    rows: np.ndarray            # rows into the pool's source table
+    rows: np.ndarray            # rows into the pool given to find_groups (update: into its notes table)
     centre: np.ndarray          # unit vector in the centred space
     tightness: float = 0.0      # mean cosine of its notes to the centre
     note_ids: tuple = ()        # filled in by the caller
