@@ -33,8 +33,8 @@ class MinerConfig:
     # "e5-small-int8" (default, ONNX Runtime int8), "e5-small" (torch fp32), "hashing", a local
     # sentence-transformers directory, or a hub name already in the local HF cache.
     embedding_model: str = INT8_MODEL_NAME
-    embedding_batch_size: int = 64
-    embedding_max_seq_length: int = 256  # tokens kept per note by the int8 embedder
+    embedding_batch_size: int = 16       # bench/seq_length.py: small length-bucketed batches are fastest on CPU
+    embedding_max_seq_length: int = 128  # tokens kept per note by the int8 embedder (bench/seq_length.py)
     seed: int = 42
     n_topics: int | None = None          # None = chosen automatically
     outlier_share: float = 0.08          # target share of notes marked as noise (topic_id -1)

@@ -153,3 +153,29 @@ def test_kill_during_update_keeps_a_consistent_state(config, review_notes, tmp_p
         assert registry.verify_registry(config) == []
     report = update_topics(config, new, embedder=HashingEmbedder())   # and work goes on
     assert registry.verify_registry(config) == [] and latest_run_id(config) == report.run_id
+
+
+def test_a_burst_inside_an_old_topic_is_a_candidate_on_its_first_day(config, review_notes):
+    """Phone reviews naming a new phone arrive in a burst: the old phone topic claims them firmly
+    (they never reach the unassigned pool), yet they are a candidate on the first day they number
+    min_size and an emerging topic at the next update."""
+    phones = review_notes[review_notes["category"] == "手机"]
+    held = phones.iloc[20:].reset_index(drop=True)            # 40 phone reviews the base never sees
+    build_topics(config, review_notes.drop(phones.index[20:]), embedder=HashingEmbedder(), show_progress=False)
+    launch = "华为Mate60 麒麟9000s 卫星通话 遥遥领先 "
+    reports, claimed = [], []
+    for day in range(2):
+        batch = held.iloc[day * 12:(day + 1) * 12].assign(
+            body=lambda d: launch + d["body"],
+            published_at=pd.Timestamp("2023-09-06", tz="Asia/Shanghai") + pd.Timedelta(days=day))
+        reports.append(update_topics(config, batch, embedder=HashingEmbedder()))
+        if day == 0:
+            asg = load_snapshot(config).assignments.set_index("note_id").loc[batch["note_id"]]
+            claimed = asg["topic_id"] >= 0
+    assert claimed.mean() >= 0.5                          # an old topic holds most of them
+    assert reports[0].emerging_ids == [] and reports[0].n_candidates >= 1
+    assert len(reports[1].emerging_ids) == 1
+    snap = load_snapshot(config)
+    members = snap.assignments[snap.assignments["topic_id"] == reports[1].emerging_ids[0]]["note_id"]
+    assert len(members) >= config.min_topic_size and members.isin(held["note_id"].head(24)).mean() >= 0.8
+    assert registry.verify_registry(config) == []

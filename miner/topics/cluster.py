@@ -19,6 +19,10 @@ Method (all heavy work in FAISS):
 5. Topics smaller than ``min_topic_size`` are dissolved into their nearest surviving topic.
 6. Outliers: a note whose cosine to its centroid falls below the ``outlier_share`` quantile is
    marked ``-1`` instead of being forced into a topic; raise ``outlier_share`` for purer topics.
+   A topic left with fewer than ``min_topic_size`` notes after that is dissolved too.
+
+A warm start (``init_labels``, a rebuild) replaces 3–4 with hysteresis k-means from the previous
+partition, so a rebuild moves only the notes that really moved (see ``hysteresis``).
 
 Topic ids are renumbered by size (0 = largest), so a seed always gives the same ids.
 
@@ -30,116 +34,19 @@ quantile of all notes' scores. Memory then grows with the sample and the chunk, 
 """
 from __future__ import annotations
 
-import os
-from contextlib import contextmanager
-
 import faiss
 import numpy as np
-from scipy import sparse
 from sklearn.base import BaseEstimator
 from sklearn.metrics import silhouette_score
 
 from miner.schema import OUTLIER
 from miner.topics import blocks
 from miner.topics.blocks import CHUNK_ROWS, as_rows, mean_rows, normalize_rows_inplace, row_blocks  # noqa: F401
-
-
+from miner.topics.geometry import (  # noqa: F401  (re-exported: the stages import them from here)
+    EXACT_KNN_MAX, RESTART_SAMPLE, as_float32_normalized, faiss_threads, neighbour_index,
+    smooth_with_neighbours, spherical_kmeans, whitening_projection)
 
 MAX_TRAIN_SIZE = 200_000  # default sample size of the clusterer's fit on larger corpora
-
-
-def as_float32_normalized(X) -> np.ndarray:
-    """Coerce to C-contiguous float32 rows of unit L2 norm (zero rows stay zero)."""
-    X = np.ascontiguousarray(np.asarray(X, dtype=np.float32))
-    if X.ndim != 2:
-        raise ValueError(f"expected a 2-D array of embeddings, got shape {X.shape}")
-    norms = np.linalg.norm(X, axis=1, keepdims=True)
-    return np.ascontiguousarray(X / np.maximum(norms, 1e-12), dtype=np.float32)
-
-
-@contextmanager
-def faiss_threads(n_jobs: int | None):
-    """Run FAISS with ``n_jobs`` OpenMP threads inside the block (None = leave FAISS's setting)."""
-    if n_jobs is None:
-        yield
-        return
-    previous = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(max(1, int(n_jobs)))
-    try:
-        yield
-    finally:
-        faiss.omp_set_num_threads(previous)
-
-
-RESTART_SAMPLE = 20_000   # above this many notes, k-means restarts run on a sample of this size
-EXACT_KNN_MAX = 20_000    # above this many notes, neighbours come from an IVF index (approximate)
-
-
-def neighbour_index(Z: np.ndarray, seed: int) -> faiss.Index:
-    """Inner-product index over ``Z``: exact up to ``EXACT_KNN_MAX`` rows, IVF (4√n lists) above."""
-    n, d = Z.shape
-    if n <= EXACT_KNN_MAX:
-        index = faiss.IndexFlatIP(d)
-    else:                                    # recall@15 ≈ 0.98 at 100k notes, 3–5 s on 2 cores
-        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, int(4 * np.sqrt(n)), faiss.METRIC_INNER_PRODUCT)
-        index.cp.seed, index.cp.niter, index.cp.max_points_per_centroid = seed, 10, 8
-        index.cp.min_points_per_centroid = 1     # a coarse partition only: no small-sample warning
-        index.train(Z)
-        index.nprobe = 8
-    index.add(Z)
-    return index
-
-
-def smooth_with_neighbours(Z: np.ndarray, index: faiss.Index, reference: np.ndarray, k: int,
-                           weight: float) -> np.ndarray:
-    """``normalise(z + weight · mean of z's k nearest rows of reference)`` for every row of Z."""
-    k = min(k, len(reference))
-    with faiss_threads(os.cpu_count()):      # queries are independent: searching scales with cores
-        _, idx = index.search(Z, k)
-    rows, cols = np.nonzero(idx >= 0)         # IVF may return fewer than k (padded with -1)
-    neighbours = idx[rows, cols]
-    counts = np.bincount(rows, minlength=len(Z)).astype(np.float32)
-    weights = (weight / np.maximum(counts, 1))[rows]
-    averaging = sparse.csr_matrix((weights, (rows, neighbours)), shape=(len(Z), len(reference)))
-    return as_float32_normalized(Z + averaging @ reference)
-
-
-def spherical_kmeans(X: np.ndarray, k: int, seed: int, niter: int = 25, nredo: int = 1,
-                     init_centroids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """FAISS spherical k-means (best of ``nredo`` k-means++ runs, or from ``init_centroids``);
-    returns (unit centroids, labels)."""
-    km = faiss.Kmeans(
-        X.shape[1], k, niter=niter, seed=seed, spherical=True, verbose=False, nredo=nredo,
-        min_points_per_centroid=1,               # we choose k ourselves; silence the 39-points warning
-        max_points_per_centroid=max(256, X.shape[0]),   # no subsampling: keeps runs deterministic
-        init_method=faiss.ClusteringInitMethod_KMEANS_PLUS_PLUS,
-    )
-    km.train(X, init_centroids=init_centroids)
-    _, idx = km.index.search(X, 1)
-    return km.centroids.copy(), idx[:, 0].astype(np.int64)
-
-
-def whitening_projection(X: np.ndarray, dims: int, power: float,
-                         chunk_rows: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(mean, components): ``(X - mean) @ components`` = top-``dims`` PCA scores / sqrt(eig)**power.
-
-    ``chunk_rows`` accumulates the covariance block by block (no float64 copy of ``X``)."""
-    mean = X.mean(axis=0)
-    if chunk_rows is None:
-        Xc = (X - mean).astype(np.float64)
-        cov = Xc.T @ Xc / max(len(X) - 1, 1)
-    else:
-        cov = np.zeros((X.shape[1], X.shape[1]), np.float64)
-        for lo, hi in row_blocks(len(X), chunk_rows):
-            block = (X[lo:hi] - mean).astype(np.float64)
-            cov += block.T @ block
-        cov /= max(len(X) - 1, 1)
-    evals, evecs = np.linalg.eigh(cov)
-    order = np.argsort(evals)[::-1][:min(dims, X.shape[1])]
-    evals = np.maximum(evals[order], 1e-12)
-    components = evecs[:, order] / evals ** (power / 2)
-    components /= np.abs(components).max()   # scale is irrelevant after normalising; keep it tame
-    return mean.astype(np.float32), np.ascontiguousarray(components, dtype=np.float32)
 
 
 class TopicClusterer(BaseEstimator):
@@ -182,10 +89,12 @@ class TopicClusterer(BaseEstimator):
         each previous topic's notes are taken *in the clustering space* (after whitening and
         smoothing), so a rebuild of an unchanged corpus starts at its own fixed point. Topics
         with fewer than 2 notes are left out. Takes precedence over ``init_centroids``.
-    hysteresis : float, with ``init_labels`` only: after k-means, a note keeps its previous topic
-        unless another centroid is closer by more than this cosine margin, and a previously
-        assigned note is not made an outlier unless it falls this far below the threshold. A
-        rebuild then moves only notes that really moved (ids survive; another seed changes little).
+    hysteresis : float, with ``init_labels`` only: k-means from the previous partition in which a
+        note keeps its previous topic unless another centroid is closer by more than this cosine
+        margin, a previously assigned note is not made an outlier unless it falls this far below
+        the threshold, and centroids leave outliers out. A rebuild then moves only notes that
+        really moved, and a rebuild of its own output is a fixed point (ids survive; the seed
+        plays no part). 0 = plain k-means from the previous centroids.
     max_train_size : int or None, default 200,000
         Above this many notes, whitening, the choice of k, k-means, small-topic dissolving and the
         smoothing neighbours (``reference_``) are fitted on a seeded sample of this size; every
@@ -280,16 +189,24 @@ class TopicClusterer(BaseEstimator):
             k = self._choose_k(Z)
 
         self.k_chosen_ = k
-        centers, labels = (spherical_kmeans(Z, k, self.seed, init_centroids=init) if init is not None
-                           else self._final_kmeans(Z, k))
         sticky = np.zeros(n, dtype=bool)
         if prior is not None and self.hysteresis > 0:
-            centers, labels, sticky = self._keep_prior(Z, centers, labels, prior)
+            centers, labels, sticky = self._keep_prior(Z, init, prior)
+        else:
+            centers, labels = (spherical_kmeans(Z, k, self.seed, init_centroids=init) if init is not None
+                               else self._final_kmeans(Z, k))
         centers, labels, _ = self._dissolve_small(Z, centers, labels)
-        scores = np.einsum("ij,ij->i", Z, centers[labels])
-        self.threshold_ = float(np.quantile(scores, self.outlier_share)) if self.outlier_share > 0 else -np.inf
-        floor = np.where(sticky, self.threshold_ - self.hysteresis, self.threshold_)
-        labels = np.where(scores < floor, OUTLIER, labels)
+        scores, marked = self._mark_outliers(Z, centers, labels, sticky)
+        # A topic must keep min_topic_size notes *after* outliers are marked, or the next warm-started
+        # rebuild (which starts from the assigned notes) dissolves it: no fit would be a fixed point.
+        for _ in range(3):
+            sizes = np.bincount(marked[marked >= 0], minlength=len(centers))
+            big = np.flatnonzero(sizes >= self.min_topic_size)
+            if len(big) == 0 or len(big) == (sizes > 0).sum():
+                break
+            centers, labels, _ = self._dissolve_small(Z, centers, labels, keep=big)
+            scores, marked = self._mark_outliers(Z, centers, labels, sticky)
+        labels = marked
 
         self.cluster_centers_, self.labels_ = self._renumber_by_size(centers, labels)
         self.scores_ = scores.astype(np.float32)
@@ -330,13 +247,14 @@ class TopicClusterer(BaseEstimator):
         else:
             k = self._choose_k(Z)
         self.k_chosen_ = k
-        centers, labels = (spherical_kmeans(Z, k, self.seed, init_centroids=init) if init is not None
-                           else self._final_kmeans(Z, k))
         if prior is not None and self.hysteresis > 0:
-            centers, labels, _ = self._keep_prior(Z, centers, labels, prior)
+            centers, labels, _ = self._keep_prior(Z, init, prior)
+        else:
+            centers, labels = (spherical_kmeans(Z, k, self.seed, init_centroids=init) if init is not None
+                               else self._final_kmeans(Z, k))
         # min_topic_size counts notes of the corpus: a sample of m of n notes holds about m/n of each topic
         min_size = max(2, int(np.ceil(self.min_topic_size * len(Z) / n)))
-        centers, labels, kept = self._dissolve_small(Z, centers, labels, min_size)
+        centers, labels, kept = self._dissolve_small(Z, centers, labels, min_size=min_size)
         del Z
 
         sticky = None
@@ -393,20 +311,12 @@ class TopicClusterer(BaseEstimator):
 
     def _prior_centroids(self, X: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``_centroids_of`` over all notes, summed block by block in the clustering space."""
-        if labels.shape != (len(X),):
-            raise ValueError(f"init_labels must have one label per note ({len(X)}), got shape {labels.shape}")
-        ids, counts = np.unique(labels[labels >= 0], return_counts=True)
-        ids = ids[counts >= 2]
-        if len(ids) < 1:
-            raise ValueError("init_labels name no topic with 2 or more notes")
-        pos = np.full(int(ids.max()) + 1, -1)
-        pos[ids] = np.arange(len(ids))
-        prior = np.where((labels >= 0) & (labels <= ids.max()), pos[np.clip(labels, 0, ids.max())], -1)
-        sums = np.zeros((len(ids), self.components_.shape[1]), np.float64)
+        n_topics, prior = _prior_positions(labels, len(X))
+        sums = np.zeros((n_topics, self.components_.shape[1]), np.float64)
         for lo, hi, Z in self._blocks(X):
             p = prior[lo:hi]
             np.add.at(sums, p[p >= 0], Z[p >= 0])
-        return as_float32_normalized(sums), prior.astype(np.int64)
+        return as_float32_normalized(sums), prior
 
     def transform(self, X, smooth: bool = True) -> np.ndarray:
         """Notes in the clustering space (``cluster_centers_`` live there); ``smooth=False`` skips
@@ -481,37 +391,53 @@ class TopicClusterer(BaseEstimator):
         return self._centred(init)
 
     @staticmethod
-    def _centroids_of(Z: np.ndarray, labels: np.ndarray) -> np.ndarray:
-        if labels.shape != (len(Z),):
-            raise ValueError(f"init_labels must have one label per note ({len(Z)}), got shape {labels.shape}")
-        ids, counts = np.unique(labels[labels >= 0], return_counts=True)
-        ids = ids[counts >= 2]
-        if len(ids) < 1:
-            raise ValueError("init_labels name no topic with 2 or more notes")
-        pos = np.full(int(ids.max()) + 1, -1)
-        pos[ids] = np.arange(len(ids))
-        rows = np.flatnonzero((labels >= 0) & (labels <= ids.max()))
-        rows = rows[pos[labels[rows]] >= 0]
-        sums = np.zeros((len(ids), Z.shape[1]), np.float64)
-        np.add.at(sums, pos[labels[rows]], Z[rows])
-        prior = np.full(len(Z), -1, dtype=np.int64)
-        prior[rows] = pos[labels[rows]]
+    def _centroids_of(Z: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(one centroid per previous topic of ≥ 2 notes, each note's row in it or −1)."""
+        n_topics, prior = _prior_positions(labels, len(Z))
+        sums = np.zeros((n_topics, Z.shape[1]), np.float64)
+        has = prior >= 0
+        np.add.at(sums, prior[has], Z[has])
         return as_float32_normalized(sums), prior
 
-    def _keep_prior(self, Z, centers, labels, prior):
-        """Hysteresis: a note returns to its previous cluster (``prior``, k-means' init row) when
-        that centroid is within ``hysteresis`` of its best one; centroids are then the members'
-        means. Returns (centers, labels, sticky = previously assigned notes)."""
+    def _keep_prior(self, Z, centers, prior, niter=50):
+        """Hysteresis k-means from the previous partition (``prior``, rows of ``centers``): a
+        previously assigned note stays in its topic unless another centroid is closer by more than
+        ``hysteresis``; other notes take the nearest. Centroids are the means of the notes that are
+        not outliers (as in k-means--, Chawla & Gionis 2013), so the next warm start, which only
+        sees assigned notes, begins where this one ended. Repeated until nothing moves: a rebuild
+        of its own output is a fixed point (plain k-means from the prior moved ~3 % of notes per
+        rebuild). Returns (centers, labels, sticky = previously assigned notes)."""
         has = prior >= 0
-        best = np.einsum("ij,ij->i", Z, centers[labels])
-        own = np.where(has, np.einsum("ij,ij->i", Z, centers[np.maximum(prior, 0)]), -np.inf)
-        keep = has & (own >= best - self.hysteresis)
-        labels = np.where(keep, prior, labels)
-        sums = np.zeros(centers.shape, np.float64)
-        np.add.at(sums, labels, Z)
-        filled = np.bincount(labels, minlength=len(centers)) > 0
-        centers = np.where(filled[:, None], as_float32_normalized(sums), centers).astype(np.float32)
-        return np.ascontiguousarray(centers), labels, has
+        labels = inlier = None
+        for _ in range(niter):
+            best_idx = self._nearest(Z, centers)
+            best = np.einsum("ij,ij->i", Z, centers[best_idx])
+            own = np.where(has, np.einsum("ij,ij->i", Z, centers[np.maximum(prior, 0)]), -np.inf)
+            moved = np.where(has & (own >= best - self.hysteresis), prior, best_idx)
+            kept = self._mark_outliers(Z, centers, moved, has)[1] >= 0
+            if labels is not None and np.array_equal(moved, labels) and np.array_equal(kept, inlier):
+                break
+            labels, inlier = moved, kept
+            sums = np.zeros(centers.shape, np.float64)
+            np.add.at(sums, labels[inlier], Z[inlier])
+            filled = np.bincount(labels[inlier], minlength=len(centers)) > 0
+            centers = np.ascontiguousarray(np.where(filled[:, None], as_float32_normalized(sums), centers),
+                                           dtype=np.float32)
+        return centers, labels, has
+
+    def _mark_outliers(self, Z, centers, labels, sticky):
+        """(scores, labels with ``-1`` below the threshold); sets ``threshold_``. A previously
+        assigned (``sticky``) note becomes an outlier only ``hysteresis`` below the threshold."""
+        scores = np.einsum("ij,ij->i", Z, centers[labels])
+        self.threshold_ = float(np.quantile(scores, self.outlier_share)) if self.outlier_share > 0 else -np.inf
+        floor = np.where(sticky, self.threshold_ - self.hysteresis, self.threshold_)
+        return scores, np.where(scores < floor, OUTLIER, labels)
+
+    @staticmethod
+    def _nearest(Z, centers) -> np.ndarray:
+        index = faiss.IndexFlatIP(Z.shape[1])
+        index.add(np.ascontiguousarray(centers, dtype=np.float32))
+        return index.search(Z, 1)[1][:, 0].astype(np.int64)
 
     def candidate_ks(self, n: int) -> list[int]:
         if self.k_candidates:
@@ -556,18 +482,23 @@ class TopicClusterer(BaseEstimator):
         init, _ = spherical_kmeans(sample, k, self.seed, nredo=self.n_init)
         return spherical_kmeans(Z, k, self.seed, init_centroids=init)
 
-    def _dissolve_small(self, Z, centers, labels, min_size=None):
+    def _dissolve_small(self, Z, centers, labels, min_size=None, keep=None):
+        """Topics with fewer than ``min_size`` (default ``min_topic_size``) notes, or not in ``keep``,
+        go to their notes' nearest surviving topic. Returns (centers, labels, kept cluster rows)."""
         sizes = np.bincount(labels, minlength=len(centers))
-        keep = np.flatnonzero(sizes >= (self.min_topic_size if min_size is None else min_size))
+        min_size = self.min_topic_size if min_size is None else min_size
+        keep = np.flatnonzero(sizes >= min_size) if keep is None else np.asarray(keep)
         if len(keep) == 0:
             keep = np.array([int(np.argmax(sizes))])
         if len(keep) == len(centers):
             return centers, labels, keep
         kept = np.ascontiguousarray(centers[keep])
-        index = faiss.IndexFlatIP(Z.shape[1])
-        index.add(kept)
-        _, idx = index.search(Z, 1)
-        new_labels = idx[:, 0].astype(np.int64)
+        position = np.full(len(centers), -1, dtype=np.int64)
+        position[keep] = np.arange(len(keep))
+        new_labels = position[labels]
+        moving = new_labels < 0             # only the dissolved topics' notes move (others may be sticky)
+        if moving.any():
+            new_labels[moving] = self._nearest(Z[moving], kept)
         # recompute centroids of the merged topics so they sit at their members' mean
         new_centers = np.stack([Z[new_labels == j].mean(axis=0) for j in range(len(keep))])
         return as_float32_normalized(new_centers), new_labels, keep
@@ -582,3 +513,17 @@ class TopicClusterer(BaseEstimator):
         remap[order] = np.arange(len(order))
         new_labels = np.where(labels >= 0, remap[np.maximum(labels, 0)], OUTLIER)
         return np.ascontiguousarray(centers[order]), new_labels
+
+
+def _prior_positions(labels: np.ndarray, n: int) -> tuple[int, np.ndarray]:
+    """Previous topics with 2 or more notes, numbered 0..m−1: (m, each note's number or −1)."""
+    if labels.shape != (n,):
+        raise ValueError(f"init_labels must have one label per note ({n}), got shape {labels.shape}")
+    ids, counts = np.unique(labels[labels >= 0], return_counts=True)
+    ids = ids[counts >= 2]
+    if len(ids) < 1:
+        raise ValueError("init_labels name no topic with 2 or more notes")
+    position = np.full(int(ids.max()) + 1, -1, dtype=np.int64)
+    position[ids] = np.arange(len(ids))
+    inside = (labels >= 0) & (labels <= ids.max())
+    return len(ids), np.where(inside, position[np.clip(labels, 0, ids.max())], -1).astype(np.int64)

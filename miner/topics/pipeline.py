@@ -142,6 +142,7 @@ def build_topics(config: MinerConfig, notes: pd.DataFrame, embedder=None, show_p
             "created_at": now.isoformat(),
             "data_hash": digest,
             "n_notes": len(notes),
+            "model_notes": len(notes),     # the first rows, the notes the clusterer was fitted on (updates append)
             "seed": config.seed,
             "embedding": embedding_meta(config, embedder, embeddings.shape[1]),
             "params": {"n_topics": config.n_topics, "outlier_share": config.outlier_share,

@@ -27,8 +27,8 @@ from miner.config import MinerConfig
 from miner.topics import registry as reg_db
 from miner.topics.cluster import as_float32_normalized
 from miner.topics.curation import pending_registry, topic_tables
-from miner.topics.emerging import (EmergingParams, assign_emerging, find_groups, pool_rows, thresholds,
-                                   track_candidates)
+from miner.topics.emerging import (EmergingParams, assign_emerging, find_groups, new_groups, persistent_days,
+                                   pool_rows, recent_rows, thresholds, track_candidates, union_groups)
 from miner.topics.index import VectorIndex
 from miner.topics.matching import BORN, SPLIT, match_topics
 from miner.topics.snapshot import Snapshot, load_snapshot, save_snapshot
@@ -243,10 +243,11 @@ def _merge_known(notes: pd.DataFrame, refreshed: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()[notes.columns]
 
 
-def _thresholds(snapshot: Snapshot, raw: np.ndarray, params: EmergingParams) -> tuple[float, float]:
+def _thresholds(snapshot: Snapshot, raw: np.ndarray, params: EmergingParams) -> tuple[float, float, float]:
+    """(cohesion, distinct, tight) of the snapshot's model: computed once after a build, then kept."""
     stored = snapshot.meta.get("registry", {}).get("thresholds")
-    if stored is not None:
-        return float(stored[0]), float(stored[1])
+    if stored is not None and len(stored) == 3:
+        return float(stored[0]), float(stored[1]), float(stored[2])
     Zc = snapshot.clusterer.transform(snapshot.embeddings, smooth=False)
     return thresholds(Zc, raw[: len(snapshot.embeddings)], params)
 
@@ -301,34 +302,44 @@ def update_topics(config: MinerConfig, new_notes: pd.DataFrame, snapshot: Snapsh
     scores = np.concatenate([old_scores, new_scores])
 
     params = EmergingParams.from_config(config)
-    cohesion, distinct = _thresholds(snapshot, raw, params)
+    cohesion, distinct, tight = _thresholds(snapshot, raw, params)
     emerging = list(snapshot.meta.get("registry", {}).get("emerging", []))
+    recent = recent_rows(notes, params.window_days)
+    Zc_all = snapshot.clusterer.transform(embeddings, smooth=False)
+    if len(recent) and emerging:                                # unassigned recent notes may join a young topic
+        e_ids, e_sims = assign_emerging(Zc_all[recent], emerging)
+        e_ids[raw[recent] >= 0] = -1
+        join = e_ids >= 0
+        raw[recent[join]], scores[recent[join]] = e_ids[join], e_sims[join]
+    young = np.asarray([e["centre"] for e in emerging], np.float32).reshape(-1, Zc_all.shape[1])
+    in_young = np.isin(raw, [int(e["topic_id"]) for e in emerging])
     weak = float(np.quantile(old_scores[old_raw >= 0], params.weak_quantile)) if (old_raw >= 0).any() else 0.0
-    pool = pool_rows(notes, raw, scores, weak, params.window_days)
-    Zc = snapshot.clusterer.transform(embeddings[pool], smooth=False) if len(pool) else np.empty((0, 1), np.float32)
-    if len(pool) and emerging:                                  # unassigned recent notes may join a young topic
-        e_ids, e_sims = assign_emerging(Zc, emerging)
-        e_ids[raw[pool] >= 0] = -1
-        raw[pool[e_ids >= 0]], scores[pool[e_ids >= 0]] = e_ids[e_ids >= 0], e_sims[e_ids >= 0]
-        pool, Zc = pool[e_ids < 0], Zc[e_ids < 0]
-    existing = snapshot.clusterer.cluster_centers_              # a group must not be a corner of these
-    if emerging:
-        existing = np.vstack([existing, np.asarray([e["centre"] for e in emerging], np.float32)])
-    groups = (find_groups(Zc, params.min_size, cohesion, params.seed, existing, distinct) if len(pool) else [])
+    older = np.setdiff1d(np.arange(len(notes)), recent)
+    fitted_on = int(snapshot.meta.get("model_notes", len(snapshot.clusterer.reference_)))
+    unseen = np.arange(len(notes)) >= fitted_on                 # rows the model was not fitted on
+    groups = []
+    for pool, burst in ((pool_rows(notes, raw, scores, weak, params.window_days), False), (recent, True)):
+        pool = pool[~in_young[pool]]
+        found = find_groups(Zc_all[pool], params.min_size, cohesion, params.seed) if len(pool) else []
+        for g in found:
+            g.rows = pool[g.rows]                               # rows of the whole notes table from here on
+        groups = union_groups(groups, new_groups(found, snapshot.clusterer.cluster_centers_, young, Zc_all[recent],
+                                                 Zc_all[older], cohesion, distinct, tight, params, burst, unseen),
+                              params)
     published = pd.to_datetime(notes[schema.PUBLISHED_AT], utc=True).dt.tz_convert(config.timezone)
     day = str(published.max().date()) if len(published) else None
-    days = [int(published.iloc[pool[g.rows]].dt.date.nunique()) for g in groups]
+    days = [persistent_days(published.iloc[g.rows], params) for g in groups]
     note_ids = notes[schema.NOTE_ID].astype(str).to_numpy()
     for g in groups:
-        g.note_ids = tuple(note_ids[pool[g.rows]])
+        g.note_ids = tuple(note_ids[g.rows])
     run_id = new_run_id(config, "u")
     candidates, promote = track_candidates(groups, reg_db.read_table(config, "emerging_candidates"),
                                            days, run_id, day, params)
     next_id = max(reg_db.next_free_id(config), int(raw.max()) + 1 if len(raw) else 0)
     events, new_topics, emerging_ids = [], [], []
     for group, _ in promote:
-        rows = pool[group.rows]
-        raw[rows], scores[rows] = next_id, Zc[group.rows] @ group.centre
+        rows = group.rows
+        raw[rows], scores[rows] = next_id, Zc_all[rows] @ group.centre
         emerging.append({"topic_id": next_id, "centre": group.centre.tolist(), "threshold": cohesion})
         events.append({"event": BORN, "topic_id": next_id, "related_id": None, "similarity": None})
         new_topics.append({"topic_id": next_id, "born_event": "emerging"})
@@ -342,7 +353,7 @@ def update_topics(config: MinerConfig, new_notes: pd.DataFrame, snapshot: Snapsh
     meta = {**snapshot.meta, "n_new_notes": len(fresh)}
     path, _, _ = write_snapshot(config, run_id, meta, notes, embeddings, raw, scores, snapshot.clusterer,
                                 cluster_topic_ids(snapshot), note_index, "update", events, new_topics,
-                                candidates, emerging, (cohesion, distinct), embedder=embedder)
+                                candidates, emerging, (cohesion, distinct, tight), embedder=embedder)
     n_assigned = int((raw[len(old_raw):] >= 0).sum())
     return UpdateReport(run_id=run_id, path=str(path), n_new=len(fresh), n_updated=int(known.sum()),
                         n_assigned=n_assigned, n_unassigned=len(fresh) - n_assigned,
