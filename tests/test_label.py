@@ -115,6 +115,15 @@ def test_mmr_rerank_skips_near_synonyms_and_embeds_each_word_once():
     assert len(emb.seen) == 1 and len(emb.seen[0]) == len(set(emb.seen[0]))   # one batch, unique words
 
 
+def test_labelling_only_some_topics_gives_them_the_full_fits_labels():
+    tokens, topics, X, C = _fashion_and_camping()
+    full = TopicLabeler(n_keywords=3, n_representatives=2, embedder=WordEmbedder()).fit(tokens, topics, X, C)
+    for only in ([1], [0]):
+        part = TopicLabeler(n_keywords=3, n_representatives=2, embedder=WordEmbedder()).fit(
+            tokens, topics, X, C, only=only)
+        assert part.topics_[only[0]] == full.topics_[only[0]] and part.topics_[1 - only[0]] is None
+
+
 def test_coherence_flags_a_mixed_topic():
     # topic 0: its words always meet; topic 1: two unrelated halves glued together
     tokens = [["猫粮", "猫砂"]] * 5 + [["基金", "股票"]] * 3 + [["手游", "抽卡"]] * 3

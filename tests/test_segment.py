@@ -108,6 +108,20 @@ def test_make_segmenter_uses_the_workspace_dictionaries_and_stopwords(tmp_path):
         make_segmenter(MinerConfig(extra_stopword_paths=(str(tmp_path / "missing.txt"),)))
 
 
+def test_segmenters_with_the_same_dictionaries_share_one_load_and_an_edited_one_reloads(tmp_path):
+    words = tmp_path / "brands.txt"
+    words.write_text("蕉下防晒衣\n", encoding="utf-8")
+    first, second = JiebaSegmenter(user_dict_paths=[words]), JiebaSegmenter(user_dict_paths=[words])
+    assert first.segment("蕉下防晒衣") == second.segment("蕉下防晒衣") == ["蕉下防晒衣"]
+    assert first._tokenizer is second._tokenizer              # jieba's dictionary loaded once
+    assert JiebaSegmenter().segment("蕉下防晒衣") != ["蕉下防晒衣"]   # no leak into other dictionaries
+    words.write_text("蕉下防晒衣\n小熊饼干杯\n", encoding="utf-8")
+    edited = JiebaSegmenter(user_dict_paths=[words])
+    assert edited.segment("小熊饼干杯") == ["小熊饼干杯"]
+    assert edited._tokenizer is not first._tokenizer
+    assert first.segment("小熊饼干杯") != ["小熊饼干杯"]        # a loaded segmenter keeps what it loaded
+
+
 def test_segmenter_params_round_trip_through_clone():
     from sklearn.base import clone
     seg = JiebaSegmenter(extra_stopwords=("露营",), single_chars=("猫",))

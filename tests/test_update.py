@@ -57,6 +57,22 @@ def test_update_embeds_only_new_notes_and_extends_the_snapshot(config, review_no
     assert update_topics(config, new, embedder=HashingEmbedder()).embedded_new == 0   # nothing new twice
 
 
+def test_an_update_keeps_the_labels_of_topics_it_barely_changes(config, review_notes):
+    base, new = review_notes.iloc[:-4], review_notes.iloc[-4:]
+    build_topics(config, base, embedder=HashingEmbedder(), show_progress=False)
+    before = load_snapshot(config).topics.set_index("topic_id")
+    update_topics(config, new, embedder=HashingEmbedder())
+    after = load_snapshot(config).topics.set_index("topic_id")
+    grown = (after["size"] - before["size"].reindex(after.index)).abs() / before["size"].reindex(after.index)
+    barely = grown[grown <= 0.1].index
+    assert len(barely) == len(before)                       # 4 new notes: no topic moves by a tenth
+    for column in ("auto_label", "label", "coherence"):
+        assert after.loc[barely, column].tolist() == before.loc[barely, column].tolist()
+    for column in ("keywords", "representative_note_ids"):
+        assert [list(v) for v in after.loc[barely, column]] == [list(v) for v in before.loc[barely, column]]
+    assert (after["size"].sum() - before["size"].sum()) <= len(new)
+
+
 def test_update_refuses_another_embedding_model(config, review_notes):
     build_topics(config, review_notes, embedder=HashingEmbedder(), show_progress=False)
     with pytest.raises(ValueError, match="same embedding model"):

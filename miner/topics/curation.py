@@ -83,11 +83,18 @@ def pending_registry(registry: pd.DataFrame, new_topics: list[dict], born_at=Non
     return pd.concat([registry.astype({"curated_into": "float64"}), extra], ignore_index=True) if len(registry) else extra
 
 
+LABEL_FIELDS = ("auto_label", "keywords", "keyword_scores", "representative_note_ids", "coherence", "is_mixed")
+RELABEL_SIZE_CHANGE = 0.1   # an update relabels a topic whose size moved by more than this share
+
+
 def topic_tables(config: MinerConfig, notes: pd.DataFrame, embeddings: np.ndarray, raw_ids, scores,
-                 registry: pd.DataFrame, splits: pd.DataFrame, embedder=None):
+                 registry: pd.DataFrame, splits: pd.DataFrame, embedder=None, keep_labels: pd.DataFrame | None = None):
     """(topics, assignments, centroids) of a snapshot from raw topics and the curation state.
 
     Topics rows are in ascending ``topic_id`` order; ``centroids`` row i ↔ topics row i.
+    ``keep_labels`` (an update: the serving snapshot's topics): a topic in it whose size moved by
+    at most ``RELABEL_SIZE_CHANGE`` keeps its automatic label, keywords and representative notes,
+    so daily updates do not rename topics over a few notes (a rebuild relabels every topic).
     """
     from miner.topics.embed import EmbeddingCache
     from miner.topics.label import TopicLabeler
@@ -100,8 +107,11 @@ def topic_tables(config: MinerConfig, notes: pd.DataFrame, embeddings: np.ndarra
     centroids = topic_centroids(embeddings, pos, len(tids))
     tags = notes[schema.TAGS].tolist() if schema.TAGS in notes else None
     cache = EmbeddingCache(config.embedding_cache_dir) if embedder is not None else None
+    sizes = np.bincount(pos[pos >= 0], minlength=len(tids)).astype(int)
+    kept = _unchanged_labels(keep_labels, tids, sizes)
     labeler = TopicLabeler(config.n_keywords, config.n_representatives, embedder=embedder, word_cache=cache).fit(
-        [schema.list_cell(t) for t in notes["tokens"]], pos, embeddings, centroids, tags=tags)
+        [schema.list_cell(t) for t in notes["tokens"]], pos, embeddings, centroids, tags=tags,
+        only=[i for i, t in enumerate(tids) if int(t) not in kept])
     state = registry.set_index("topic_id") if len(registry) else pd.DataFrame(columns=CURATED_FIELDS)
     note_ids = notes[schema.NOTE_ID].astype(str).to_numpy()
 
@@ -110,16 +120,16 @@ def topic_tables(config: MinerConfig, notes: pd.DataFrame, embeddings: np.ndarra
             return state.at[tid, name]
         return default
 
+    labels = [kept.get(int(t)) or {
+        "auto_label": lab.label, "keywords": lab.keywords, "keyword_scores": lab.keyword_scores,
+        "representative_note_ids": [str(note_ids[r]) for r in lab.representative_rows],
+        "coherence": lab.coherence, "is_mixed": lab.is_mixed} for t, lab in zip(tids, labeler.topics_)]
     topics = pd.DataFrame({
         schema.TOPIC_ID: tids,
-        "label": [str(field(int(t), "label", lab.label)) for t, lab in zip(tids, labeler.topics_)],
-        "auto_label": [lab.label for lab in labeler.topics_],
-        "keywords": [lab.keywords for lab in labeler.topics_],
-        "keyword_scores": [lab.keyword_scores for lab in labeler.topics_],
-        "size": np.bincount(pos[pos >= 0], minlength=len(tids)).astype(int),
-        "representative_note_ids": [[str(note_ids[r]) for r in lab.representative_rows] for lab in labeler.topics_],
-        "coherence": [lab.coherence for lab in labeler.topics_],
-        "is_mixed": [lab.is_mixed for lab in labeler.topics_],
+        "label": [str(field(int(t), "label", lab["auto_label"])) for t, lab in zip(tids, labels)],
+        **{name: [lab[name] for lab in labels] for name in LABEL_FIELDS[:3]},
+        "size": sizes,
+        **{name: [lab[name] for lab in labels] for name in LABEL_FIELDS[3:]},
         "hidden": [bool(field(int(t), "hidden", False)) for t in tids],
         "pinned": [bool(field(int(t), "pinned", False)) for t in tids],
         "born_at": [field(int(t), "born_at", None) for t in tids],
@@ -128,6 +138,22 @@ def topic_tables(config: MinerConfig, notes: pd.DataFrame, embeddings: np.ndarra
     assignments = pd.DataFrame({schema.NOTE_ID: note_ids, schema.TOPIC_ID: shown,
                                 schema.SCORE: np.asarray(scores, dtype=np.float32), schema.RAW_TOPIC_ID: raw})
     return topics, assignments, centroids
+
+
+def _unchanged_labels(previous: pd.DataFrame | None, tids: np.ndarray, sizes: np.ndarray) -> dict[int, dict]:
+    """{topic id: its previous label fields} for topics whose size moved by ≤ RELABEL_SIZE_CHANGE."""
+    if previous is None or previous.empty or not set(LABEL_FIELDS) <= set(previous.columns):
+        return {}
+    before = previous.set_index(schema.TOPIC_ID)
+    out = {}
+    for tid, size in zip(tids, sizes):
+        tid = int(tid)
+        if tid in before.index and abs(size - before.at[tid, "size"]) <= RELABEL_SIZE_CHANGE * before.at[tid, "size"]:
+            row = before.loc[tid]
+            out[tid] = {name: (schema.list_cell(row[name]) if name in ("keywords", "keyword_scores",
+                                                                        "representative_note_ids") else row[name])
+                        for name in LABEL_FIELDS}
+    return out
 
 
 # --------------------------------------------------------------------------- actions

@@ -212,7 +212,8 @@ class TopicLabeler(BaseEstimator):
 
     Attributes
     ----------
-    topics_ : list[TopicLabels], one per topic id ≥ 0, in id order
+    topics_ : list[TopicLabels], one per topic id ≥ 0, in id order (``None`` for a topic left out
+        by ``fit(..., only=...)``)
     ctfidf_ : the fitted :class:`ClassTfidf`
     """
 
@@ -233,28 +234,32 @@ class TopicLabeler(BaseEstimator):
         self.min_coherence = min_coherence
         self.n_label_words = n_label_words
 
-    def fit(self, token_lists, topic_ids, embeddings: np.ndarray, centroids: np.ndarray, tags=None):
-        """Label each topic 0..len(centroids)−1; ``tags`` (hashtags per note) add candidates."""
+    def fit(self, token_lists, topic_ids, embeddings: np.ndarray, centroids: np.ndarray, tags=None, only=None):
+        """Label each topic 0..len(centroids)−1; ``tags`` (hashtags per note) add candidates.
+
+        ``only``: label just these topics, exactly as a full fit labels them (c-TF-IDF and the word
+        centring still see every topic); the others' ``topics_`` entries are ``None``."""
         if not 0 <= self.keyword_weight <= 1:
             raise ValueError(f"keyword_weight must be in [0, 1], got {self.keyword_weight}")
         topic_ids = np.asarray(topic_ids)
         token_lists = [list(t) for t in token_lists]
         self.ctfidf_ = ClassTfidf(min_df=self.min_df).fit(token_lists, topic_ids)
         candidates = [self._candidates(token_lists, topic_ids, topic, tags) for topic in range(len(centroids))]
-        ranked = self._rerank(candidates, embeddings, centroids)
-        vocabulary = sorted({w for words in ranked for w, _ in words})
+        wanted = range(len(centroids)) if only is None else sorted({int(t) for t in only})
+        ranked = self._rerank(candidates, embeddings, centroids, wanted)   # all candidates: the same centring
+        vocabulary = sorted({w for words in ranked.values() for w, _ in words})
         doc_terms = doc_term_matrix(self._with_bigrams(token_lists, vocabulary), vocabulary)
         term_index = {t: i for i, t in enumerate(vocabulary)}
-        self.topics_ = []
-        for topic, words in enumerate(ranked):
+        self.topics_ = [None] * len(centroids)
+        for topic, words in ranked.items():
             keywords = [w for w, _ in words]
             label = short_label(keywords)
             members = np.flatnonzero(topic_ids == topic)
             reps = representative_indices(embeddings, members, centroids[topic],
                                           self.n_representatives, self.diversity)
             coherence = round(npmi_coherence(keywords, doc_terms, term_index), 6)
-            self.topics_.append(TopicLabels(topic, label, keywords, [round(s, 6) for _, s in words], reps,
-                                            coherence, bool(coherence < self.min_coherence)))
+            self.topics_[topic] = TopicLabels(topic, label, keywords, [round(s, 6) for _, s in words], reps,
+                                              coherence, bool(coherence < self.min_coherence))
         return self
 
     # -- candidates ---------------------------------------------------------------------------------
@@ -287,10 +292,11 @@ class TopicLabeler(BaseEstimator):
         return [list(toks) + [a + b for a, b in zip(toks, toks[1:]) if a + b in vocab] for toks in token_lists]
 
     # -- re-ranking -------------------------------------------------------------------------------------
-    def _rerank(self, candidates, embeddings, centroids) -> list[list[tuple[str, float]]]:
+    def _rerank(self, candidates, embeddings, centroids, wanted) -> dict[int, list[tuple[str, float]]]:
+        """{topic: its keywords (word, c-TF-IDF weight)} for the ``wanted`` topics."""
         n = self.n_keywords
         if self.embedder is None or not any(candidates):
-            return [[(w, s) for w, s in c if s > 0][:n] or c[:n] for c in candidates]
+            return {t: [(w, s) for w, s in candidates[t] if s > 0][:n] or candidates[t][:n] for t in wanted}
         words = sorted({w for c in candidates for w, _ in c})
         from miner.topics.embed import cached_encode
         V = np.asarray(cached_encode(self.embedder, words, self.word_cache, kind="query"), dtype=np.float64)
@@ -299,10 +305,11 @@ class TopicLabeler(BaseEstimator):
         row = {w: i for i, w in enumerate(words)}
         from miner.topics.blocks import mean_rows
         mu = mean_rows(embeddings)                  # no float64 copy of a large (memory-mapped) matrix
-        out = []
-        for topic, cands in enumerate(candidates):
+        out = {}
+        for topic in wanted:
+            cands = candidates[topic]
             if not cands:
-                out.append([])
+                out[topic] = []
                 continue
             c = np.asarray(centroids[topic], dtype=np.float64) - mu
             c /= max(np.linalg.norm(c), 1e-12)
@@ -317,5 +324,5 @@ class TopicLabeler(BaseEstimator):
             # keywords: the label's words first, then the c-TF-IDF order (which keeps them coherent)
             score = dict(cands)
             rest = [w for w, s in cands if s > 0 and w not in label_words]
-            out.append([(w, float(score.get(w, 0.0))) for w in (label_words + rest)[:n]])
+            out[topic] = [(w, float(score.get(w, 0.0))) for w in (label_words + rest)[:n]]
         return out

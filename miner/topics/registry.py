@@ -56,6 +56,7 @@ DDL = (
     """CREATE TABLE IF NOT EXISTS registry_runs (
         run_id VARCHAR PRIMARY KEY, kind VARCHAR, applied_at TIMESTAMPTZ)""",
 )
+REGISTRY_TABLES = tuple(ddl.split("EXISTS ", 1)[1].split(" ", 1)[0] for ddl in DDL)
 REGISTRY_COLUMNS = ("topic_id", "status", "born_at", "born_run", "born_event", "parent_id", "retired_at",
                     "retired_run", "merged_into", "auto_label", "size", "last_run", "label", "hidden",
                     "pinned", "curated_into")
@@ -69,8 +70,11 @@ def now_at(config: MinerConfig) -> datetime:
 def transaction(config: MinerConfig) -> Iterator:
     """A DuckDB connection inside ``BEGIN … COMMIT`` (rolled back on any error); tables exist."""
     with Store(config.db_path).connect() as con:
-        for ddl in DDL:
-            con.execute(ddl)
+        present = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name IN "
+                              f"({', '.join('?' * len(REGISTRY_TABLES))})", list(REGISTRY_TABLES)).fetchone()[0]
+        if present < len(REGISTRY_TABLES):       # one query instead of every DDL on each transaction
+            for ddl in DDL:
+                con.execute(ddl)
         con.execute("BEGIN TRANSACTION")
         try:
             yield con
@@ -125,12 +129,21 @@ def apply_delta(config: MinerConfig, delta: dict) -> bool:
         for e in delta.get("events", []):
             con.execute("INSERT INTO topic_lineage VALUES (?, ?, ?, ?, ?, ?)",
                         [run_id, at, e["event"], int(e["topic_id"]), e.get("related_id"), e.get("similarity")])
-        for t in delta.get("topics", []):
+        topics = delta.get("topics", [])
+        known = {r[0] for r in con.execute("SELECT topic_id FROM topic_registry").fetchall()}
+        seen = pd.DataFrame({"topic_id": [int(t["topic_id"]) for t in topics if int(t["topic_id"]) in known],
+                             "auto_label": [t["auto_label"] for t in topics if int(t["topic_id"]) in known],
+                             "size": [int(t["size"]) for t in topics if int(t["topic_id"]) in known]},
+                            ).astype({"topic_id": "int64", "size": "int64", "auto_label": "object"})
+        if len(seen):                             # one statement for every continued topic
+            con.register("delta_topics", seen)
+            con.execute("""UPDATE topic_registry SET status = ?, auto_label = d.auto_label, size = d.size,
+                           last_run = ?, retired_at = NULL, retired_run = NULL, merged_into = NULL
+                           FROM delta_topics d WHERE topic_registry.topic_id = d.topic_id""", [ACTIVE, run_id])
+            con.unregister("delta_topics")
+        for t in topics:
             tid = int(t["topic_id"])
-            if con.execute("SELECT 1 FROM topic_registry WHERE topic_id = ?", [tid]).fetchone():
-                con.execute("""UPDATE topic_registry SET status = ?, auto_label = ?, size = ?, last_run = ?,
-                               retired_at = NULL, retired_run = NULL, merged_into = NULL WHERE topic_id = ?""",
-                            [ACTIVE, t["auto_label"], int(t["size"]), run_id, tid])
+            if tid in known:
                 continue
             parent = t.get("parent_id")
             inherited = (con.execute("SELECT hidden, curated_into FROM topic_registry WHERE topic_id = ?",
@@ -210,12 +223,10 @@ def topic_history(config: MinerConfig, topic_id: int) -> pd.DataFrame:
     rows = []
     for r in lineage.itertuples():
         if r.topic_id == tid:
-            detail = {"born": "诞生 born", "split": f"从话题 {r.related_id} 拆分 split from {r.related_id}",
-                      "merged": f"并入话题 {r.related_id} merged into {r.related_id}",
-                      "retired": "消退 retired"}.get(r.event, r.event)
+            detail = {"born": "诞生", "split": f"从话题 #{r.related_id} 拆分而来",
+                      "merged": f"并入话题 #{r.related_id}", "retired": "消退（重建后不再出现）"}.get(r.event, r.event)
         else:
-            detail = (f"话题 {r.topic_id} 并入 merged from {r.topic_id}" if r.event == "merged"
-                      else f"拆分出话题 {r.topic_id} split into {r.topic_id}")
+            detail = f"合并自话题 #{r.topic_id}" if r.event == "merged" else f"拆分出话题 #{r.topic_id}"
         rows.append({"at": r.at, "kind": "lineage", "event": r.event, "actor": None, "detail": detail})
     for r in audit.itertuples():
         rows.append({"at": r.at, "kind": "curation", "event": r.action, "actor": r.actor,

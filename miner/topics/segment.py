@@ -127,18 +127,16 @@ class JiebaSegmenter:
         self.n_jobs = n_jobs
         self._tokenizer = None
         self._stopwords = None
-        self._phrase_joins: list[tuple[re.Pattern, str]] = []
-        self._dict_words: set[str] = set()
+        self._phrase_joins: tuple[tuple[re.Pattern, str], ...] = ()
+        self._dict_words: frozenset[str] = frozenset()
 
     # -- lazy setup (jieba's dictionary load takes ~1 s) -------------------------------------
     def _setup(self) -> None:
         if self._tokenizer is not None:
             return
-        tokenizer = jieba.Tokenizer()
-        tokenizer.initialize()
         lexicons = DEFAULT_LEXICONS if self.lexicon_paths is None else tuple(self.lexicon_paths)
-        for path in (*lexicons, *self.user_dict_paths):
-            self._load_user_dict(tokenizer, Path(path))
+        tokenizer, self._phrase_joins, self._dict_words = _loaded_dictionary(
+            (*lexicons, *self.user_dict_paths), self.to_simplified)
         self._single = (default_single_chars() if self.single_chars is None
                         else frozenset(normalize_text(c, self.to_simplified) for c in self.single_chars))
         paths = default_stopword_paths() if self.stopword_paths is None else list(self.stopword_paths)
@@ -149,25 +147,6 @@ class JiebaSegmenter:
             stop.update(w.lower() for w in read_word_list(path))
         self._stopwords = frozenset(stop)
         self._tokenizer = tokenizer
-
-    def _load_user_dict(self, tokenizer: jieba.Tokenizer, path: Path) -> None:
-        if not path.exists():
-            raise FileNotFoundError(f"user dictionary not found: {path}")
-        for entry in read_word_list(path):
-            parts = entry.split()
-            # trailing numeric freq and alphabetic POS are optional; the word itself may hold spaces
-            freq, tag = None, None
-            if len(parts) >= 3 and parts[-2].isdigit() and parts[-1].isalpha():
-                freq, tag, parts = int(parts[-2]), parts[-1], parts[:-2]
-            elif len(parts) >= 2 and parts[-1].isdigit():
-                freq, parts = int(parts[-1]), parts[:-1]
-            word = normalize_text(" ".join(parts), self.to_simplified)
-            if " " in word:   # jieba never keeps spaces inside a token: join the phrase first
-                joined = word.replace(" ", "")
-                self._phrase_joins.append((re.compile(r"\s+".join(map(re.escape, word.split()))), joined))
-                word = joined
-            tokenizer.add_word(word, freq, tag)
-            self._dict_words.add(word)
 
     @property
     def stopwords(self) -> frozenset[str]:
@@ -232,9 +211,57 @@ class JiebaSegmenter:
         for name, value in params.items():
             setattr(self, name, value)
         self._tokenizer = None          # the dictionaries are loaded again on the next segment()
-        self._phrase_joins = []
-        self._dict_words = set()
+        self._phrase_joins = ()
+        self._dict_words = frozenset()
         return self
+
+
+# jieba's dictionary load is ~1 s per Tokenizer: segmenters with the same dictionary files share one
+# loaded Tokenizer per process (an update after a build, the app's searcher and its update action).
+# Keyed by path, size and mtime, so an edited user dictionary is loaded again. Read-only after load.
+_DICTIONARIES: dict[tuple, tuple] = {}
+_DICTIONARIES_LOCK = threading.Lock()
+_MAX_DICTIONARIES = 4
+
+
+def _loaded_dictionary(paths: Sequence[str | Path], to_simplified: bool):
+    """(tokenizer, phrase joins, dictionary words) for jieba's dictionary plus ``paths``."""
+    files = [Path(p) for p in paths]
+    for path in files:
+        if not path.exists():
+            raise FileNotFoundError(f"user dictionary not found: {path}")
+    key = (to_simplified, *((str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in files))
+    with _DICTIONARIES_LOCK:
+        if key not in _DICTIONARIES:
+            tokenizer = jieba.Tokenizer()
+            tokenizer.initialize()
+            joins: list[tuple[re.Pattern, str]] = []
+            words: set[str] = set()
+            for path in files:
+                _load_user_dict(tokenizer, path, to_simplified, joins, words)
+            if len(_DICTIONARIES) >= _MAX_DICTIONARIES:
+                _DICTIONARIES.pop(next(iter(_DICTIONARIES)))
+            _DICTIONARIES[key] = (tokenizer, tuple(joins), frozenset(words))
+        return _DICTIONARIES[key]
+
+
+def _load_user_dict(tokenizer: jieba.Tokenizer, path: Path, to_simplified: bool,
+                    joins: list, words: set) -> None:
+    for entry in read_word_list(path):
+        parts = entry.split()
+        # trailing numeric freq and alphabetic POS are optional; the word itself may hold spaces
+        freq, tag = None, None
+        if len(parts) >= 3 and parts[-2].isdigit() and parts[-1].isalpha():
+            freq, tag, parts = int(parts[-2]), parts[-1], parts[:-2]
+        elif len(parts) >= 2 and parts[-1].isdigit():
+            freq, parts = int(parts[-1]), parts[:-1]
+        word = normalize_text(" ".join(parts), to_simplified)
+        if " " in word:   # jieba never keeps spaces inside a token: join the phrase first
+            joined = word.replace(" ", "")
+            joins.append((re.compile(r"\s+".join(map(re.escape, word.split()))), joined))
+            word = joined
+        tokenizer.add_word(word, freq, tag)
+        words.add(word)
 
 
 def make_segmenter(config, n_jobs: int = 1) -> JiebaSegmenter:

@@ -102,18 +102,21 @@ def write_snapshot(config: MinerConfig, run_id: str, meta: dict, notes: pd.DataF
                    raw_ids, scores, clusterer, cluster_ids, note_index: VectorIndex, kind: str,
                    events: list[dict] | None = None, new_topics: list[dict] | None = None,
                    candidates: list[dict] | None = None, emerging: list[dict] | None = None,
-                   thresholds: tuple[float, float] | None = None, embedder=None):
+                   thresholds: tuple[float, float] | None = None, embedder=None,
+                   keep_labels: pd.DataFrame | None = None):
     """Curation overlay → snapshot (``latest`` moves) → registry delta. Returns (path, topics, assignments).
 
     ``embedder`` (the snapshot's model) lets the labeller re-rank label words by similarity to the
     topic centre; every caller passes it so labels do not change with the path that wrote them.
+    ``keep_labels`` (updates): the serving topics, whose labels stay when a topic barely changed
+    (:func:`miner.topics.curation.topic_tables`).
     """
     at = datetime.now(ZoneInfo(config.timezone))
     new_topics = new_topics or []
     registry = pending_registry(reg_db.registry_frame(config), new_topics, born_at=at)
     splits = reg_db.read_table(config, "topic_splits")
     topics, assignments, centroids = topic_tables(config, notes, embeddings, raw_ids, scores, registry, splits,
-                                                  embedder=embedder)
+                                                  embedder=embedder, keep_labels=keep_labels)
     raw = np.asarray(raw_ids, dtype=np.int64)
     auto = dict(zip(topics[schema.TOPIC_ID], topics["auto_label"]))
     shown = assignments[schema.TOPIC_ID].to_numpy()
@@ -353,7 +356,8 @@ def update_topics(config: MinerConfig, new_notes: pd.DataFrame, snapshot: Snapsh
     meta = {**snapshot.meta, "n_new_notes": len(fresh)}
     path, _, _ = write_snapshot(config, run_id, meta, notes, embeddings, raw, scores, snapshot.clusterer,
                                 cluster_topic_ids(snapshot), note_index, "update", events, new_topics,
-                                candidates, emerging, (cohesion, distinct, tight), embedder=embedder)
+                                candidates, emerging, (cohesion, distinct, tight), embedder=embedder,
+                                keep_labels=snapshot.topics)
     n_assigned = int((raw[len(old_raw):] >= 0).sum())
     return UpdateReport(run_id=run_id, path=str(path), n_new=len(fresh), n_updated=int(known.sum()),
                         n_assigned=n_assigned, n_unassigned=len(fresh) - n_assigned,

@@ -10,6 +10,8 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from steps import wait_idle
+
 pytestmark = pytest.mark.e2e
 
 BUILD_TIMEOUT_MS = 240_000
@@ -18,12 +20,6 @@ BUILD_TIMEOUT_MS = 240_000
 def goto(page, app_url: str, path: str = "") -> None:
     page.goto(f"{app_url}/{path}")
     page.locator("h1").first.wait_for()
-
-
-def wait_idle(page, timeout: int = 60_000) -> None:
-    """Wait until the script run finished (Streamlit's running indicator is gone)."""
-    page.wait_for_timeout(300)
-    page.locator('[data-testid="stStatusWidget"]').wait_for(state="detached", timeout=timeout)
 
 
 def assert_no_exception(page) -> None:

@@ -13,8 +13,8 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from test_browser import assert_no_exception, wait_idle
-from test_signin import sign_in
+from steps import new_page, open_signed_out, sign_in, wait_idle
+from test_browser import assert_no_exception
 
 pytestmark = pytest.mark.e2e
 
@@ -38,12 +38,8 @@ def curation_url(fresh_workspace, streamlit_server, tmp_path_factory):
 @pytest.fixture(scope="module")
 def editor(browser, curation_url):
     """One signed-in editor session for the whole module (the steps build on each other)."""
-    context = browser.new_context(viewport={"width": 1440, "height": 1000}, locale="zh-CN")
-    context.set_default_timeout(60_000)
-    page = context.new_page()
-    page.goto(f"{curation_url}/curation")
-    page.locator('input[type="password"]').wait_for()
-    wait_idle(page)
+    context, page = new_page(browser)
+    open_signed_out(page, f"{curation_url}/curation")
     sign_in(page, *EDITOR)
     page.get_by_text("操作记录 Audit trail").wait_for(timeout=BUILD_TIMEOUT_MS)      # first start builds first
     wait_idle(page)
@@ -254,12 +250,8 @@ def test_split_by_keyword_makes_a_new_topic(editor, curation_url, shot):
 
 
 def test_viewer_sees_curation_read_only(browser, curation_url, shot):
-    context = browser.new_context(viewport={"width": 1440, "height": 1000}, locale="zh-CN")
-    context.set_default_timeout(60_000)
-    page = context.new_page()
-    page.goto(f"{curation_url}/curation")
-    page.locator('input[type="password"]').wait_for()
-    wait_idle(page)
+    context, page = new_page(browser)
+    open_signed_out(page, f"{curation_url}/curation")
     sign_in(page, *VIEWER)
     page.get_by_text("操作记录 Audit trail").wait_for()
     wait_idle(page)

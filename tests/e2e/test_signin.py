@@ -14,6 +14,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
+from steps import new_page, sign_in, wait_idle
+from steps import open_signed_out as open_page_signed_out
+
 pytestmark = pytest.mark.e2e
 
 BUILD_TIMEOUT_MS = 240_000
@@ -39,23 +42,9 @@ def single_password_url(e2e_workspace, streamlit_server):
         yield url
 
 
-def wait_idle(page, timeout: int = 60_000) -> None:
-    page.wait_for_timeout(300)
-    page.locator('[data-testid="stStatusWidget"]').wait_for(state="detached", timeout=timeout)
-
-
 def open_signed_out(page, url: str) -> None:
-    page.goto(url)
+    open_page_signed_out(page, url)
     page.get_by_text("登录 Sign in").first.wait_for()
-    page.locator('input[type="password"]').wait_for()
-    wait_idle(page)
-
-
-def sign_in(page, username: str | None, password: str) -> None:
-    if username is not None:
-        page.get_by_label("用户名 Username").fill(username)
-    page.get_by_label("访问密码 Password").fill(password)
-    page.get_by_role("button", name=re.compile("登录 Sign in|进入 Enter")).click()
 
 
 def assert_only_the_form(page) -> None:
@@ -71,9 +60,7 @@ def assert_only_the_form(page) -> None:
 
 def test_every_url_signed_out_asks_for_sign_in(browser, accounts_url, shot):
     for path in URLS:                                  # a fresh browser session for each URL
-        context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="zh-CN")
-        context.set_default_timeout(60_000)
-        page = context.new_page()
+        context, page = new_page(browser, {"width": 1280, "height": 800})
         open_signed_out(page, f"{accounts_url}/{path}")
         assert_only_the_form(page)
         expect(page.get_by_label("用户名 Username")).to_be_visible()
