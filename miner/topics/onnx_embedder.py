@@ -38,7 +38,7 @@ __all__ = ["BUILD_INFO_FILE", "DEFAULT_MAX_SEQ_LENGTH", "OnnxEmbedder", "build_i
 
 
 BUILD_INFO_FILE = "int8_build.json"
-BUILDER_VERSION = 1
+BUILDER_VERSION = 2
 MODEL_FILE = "model.int8.onnx"
 PREFIXES = {"passage": "passage: ", "query": "query: "}
 # bench/seq_length.py: 128 tokens keep 90 % of Bilibili notes whole (cosine 0.999 to 512 tokens,
@@ -59,8 +59,11 @@ def _export_onnx(source_dir: Path, onnx_path: Path) -> None:
         def forward(self, input_ids, attention_mask):
             return self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
 
+    # Eager attention exports as MatMul + Add(mask) + Softmax; the SDPA path adds Where/IsNaN mask
+    # guards that cost ~12 % of int8 inference (measured with ORT's profiler; ~15 % more notes/s).
     with quiet_libraries():
-        st = SentenceTransformer(str(source_dir), device="cpu", local_files_only=True)
+        st = SentenceTransformer(str(source_dir), device="cpu", local_files_only=True,
+                                 model_kwargs={"attn_implementation": "eager"})
     sample = st.tokenizer(["passage: 示例笔记", "query: 露营"], return_tensors="pt", padding=True)
     axes = {0: "batch", 1: "sequence"}
     with torch.no_grad():
