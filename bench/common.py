@@ -171,3 +171,15 @@ def small_real_workspace(root: Path, n_notes: int, repo: Path = REPO_ROOT):
     env = {"MINER_MODELS_DIR": str(config.models_dir), "MINER_WORKSPACE_DIR": str(config.workspace_dir),
            "MINER_EMBEDDING_MODEL": str(model)}
     return config, env, built
+
+
+def replace_results_section(heading: str, lines: list[str], path: Path | None = None) -> None:
+    """Drop the section of ``bench/RESULTS.md`` starting with ``heading`` (up to the next ``## ``)
+    and append ``lines`` as its new version."""
+    path = path or REPO_ROOT / "bench" / "RESULTS.md"
+    text = path.read_text(encoding="utf-8")
+    start = text.find(heading)
+    if start >= 0:
+        end = text.find("\n## ", start + 3)
+        text = text[:start] + text[end + 1:] if end >= 0 else text[:start]
+    path.write_text(text.rstrip("\n") + "\n\n" + "\n".join(lines), encoding="utf-8")

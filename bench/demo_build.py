@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import OUT_DIR, REPO_ROOT, print_header, run_info  # noqa: E402
+from common import OUT_DIR, REPO_ROOT, print_header, replace_results_section, run_info  # noqa: E402
 
 RESULTS = REPO_ROOT / "bench" / "results" / "demo_build.json"
 RESULTS_MD = REPO_ROOT / "bench" / "RESULTS.md"
@@ -131,12 +131,7 @@ def write_markdown(result: dict) -> None:
              f"| warm (model + embedding cache present) | {result['warm_demo_build_s']} | |", "",
              f"Peak resident memory of the build process: {result['peak_rss_mb']} MB. "
              f"Targets met: {result['targets_met']}.", ""]
-    text = RESULTS_MD.read_text(encoding="utf-8")
-    start = text.find(SECTION)
-    if start >= 0:
-        end = text.find("\n## ", start + 3)
-        text = text[:start] + text[end + 1:] if end >= 0 else text[:start]
-    RESULTS_MD.write_text(text.rstrip("\n") + "\n\n" + "\n".join(lines), encoding="utf-8")
+    replace_results_section(SECTION, lines, RESULTS_MD)
 
 
 if __name__ == "__main__":

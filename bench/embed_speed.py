@@ -27,7 +27,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import OUT_DIR, REPO_ROOT, load_sample, markdown_table, print_header, run_info  # noqa: E402
+from common import (  # noqa: E402
+    OUT_DIR, REPO_ROOT, load_sample, markdown_table, print_header, replace_results_section, run_info,
+)
 
 from miner.config import DEFAULT_EMBEDDER_DIR, MinerConfig  # noqa: E402
 from miner.topics.embed import get_embedder  # noqa: E402
@@ -155,12 +157,7 @@ def write_markdown(result: dict, rows: list[dict]) -> None:
     lines += ["", f"Ray, one CPU per actor: 1 worker {ray['notes_per_s_1_worker']} notes/s, 2 workers "
               f"{ray['notes_per_s_2_workers']} notes/s → **{ray['ratio']}×** (target ≥ 1.6).",
               f"Targets met: {result['targets_met']}.", ""]
-    text = RESULTS_MD.read_text(encoding="utf-8")
-    start = text.find("## Embedding speed: torch fp32 vs ONNX int8")
-    if start >= 0:
-        end = text.find("\n## ", start + 3)
-        text = text[:start] + text[end + 1:] if end >= 0 else text[:start]
-    RESULTS_MD.write_text(text.rstrip("\n") + "\n\n" + "\n".join(lines), encoding="utf-8")
+    replace_results_section("## Embedding speed: torch fp32 vs ONNX int8", lines, RESULTS_MD)
 
 
 if __name__ == "__main__":
