@@ -244,3 +244,17 @@ def test_at_or_below_max_train_size_the_fit_uses_every_note(review_vectors):
     assert np.array_equal(a.labels_, b.labels_) and np.array_equal(a.scores_, b.scores_)
     assert a.reference_.shape[0] == len(X)
 
+
+
+def test_group_row_sums_equal_numpy_add_at_including_empty_and_unused_groups():
+    from miner.topics.geometry import add_rows_by_group
+    rng = np.random.default_rng(3)
+    rows = rng.normal(size=(500, 16)).astype(np.float32)
+    groups = rng.integers(0, 7, 500) * 2                  # odd groups never used: they stay zero
+    expected = np.zeros((15, 16))
+    np.add.at(expected, groups, rows)
+    got = add_rows_by_group(np.ones((15, 16)), groups, rows) - 1.0     # adds to what is there
+    np.testing.assert_allclose(got, expected, atol=1e-9)
+    assert not got[1::2].any()
+    untouched = np.full((3, 16), 2.0)
+    assert add_rows_by_group(untouched, [], np.empty((0, 16))) is untouched and (untouched == 2.0).all()

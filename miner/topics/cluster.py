@@ -43,7 +43,7 @@ from miner.schema import OUTLIER
 from miner.topics import blocks
 from miner.topics.blocks import CHUNK_ROWS, as_rows, mean_rows, normalize_rows_inplace, row_blocks  # noqa: F401
 from miner.topics.geometry import (  # noqa: F401  (re-exported: the stages import them from here)
-    EXACT_KNN_MAX, RESTART_SAMPLE, as_float32_normalized, faiss_threads, neighbour_index,
+    EXACT_KNN_MAX, RESTART_SAMPLE, add_rows_by_group, as_float32_normalized, faiss_threads, neighbour_index,
     smooth_with_neighbours, spherical_kmeans, whitening_projection)
 
 MAX_TRAIN_SIZE = 200_000  # default sample size of the clusterer's fit on larger corpora
@@ -315,7 +315,7 @@ class TopicClusterer(BaseEstimator):
         sums = np.zeros((n_topics, self.components_.shape[1]), np.float64)
         for lo, hi, Z in self._blocks(X):
             p = prior[lo:hi]
-            np.add.at(sums, p[p >= 0], Z[p >= 0])
+            add_rows_by_group(sums, p[p >= 0], Z[p >= 0])
         return as_float32_normalized(sums), prior
 
     def transform(self, X, smooth: bool = True) -> np.ndarray:
@@ -396,7 +396,7 @@ class TopicClusterer(BaseEstimator):
         n_topics, prior = _prior_positions(labels, len(Z))
         sums = np.zeros((n_topics, Z.shape[1]), np.float64)
         has = prior >= 0
-        np.add.at(sums, prior[has], Z[has])
+        add_rows_by_group(sums, prior[has], Z[has])
         return as_float32_normalized(sums), prior
 
     def _keep_prior(self, Z, centers, prior, niter=50):
@@ -419,7 +419,7 @@ class TopicClusterer(BaseEstimator):
                 break
             labels, inlier = moved, kept
             sums = np.zeros(centers.shape, np.float64)
-            np.add.at(sums, labels[inlier], Z[inlier])
+            add_rows_by_group(sums, labels[inlier], Z[inlier])
             filled = np.bincount(labels[inlier], minlength=len(centers)) > 0
             centers = np.ascontiguousarray(np.where(filled[:, None], as_float32_normalized(sums), centers),
                                            dtype=np.float32)

@@ -42,6 +42,7 @@ import pandas as pd
 
 from miner import schema
 from miner.topics.cluster import as_float32_normalized, spherical_kmeans
+from miner.topics.geometry import add_rows_by_group
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,7 @@ def member_similarities(Zc: np.ndarray, raw_ids: np.ndarray) -> np.ndarray:
         return np.empty(0, np.float32)
     ids, inverse = np.unique(raw_ids[valid], return_inverse=True)
     sums = np.zeros((len(ids), Zc.shape[1]), np.float64)
-    np.add.at(sums, inverse, Zc[valid])
+    add_rows_by_group(sums, inverse, Zc[valid])
     centres = as_float32_normalized(sums)
     return np.einsum("ij,ij->i", Zc[valid], centres[inverse])
 

@@ -21,6 +21,19 @@ def as_float32_normalized(X) -> np.ndarray:
     return np.ascontiguousarray(X / np.maximum(norms, 1e-12), dtype=np.float32)
 
 
+def add_rows_by_group(sums: np.ndarray, groups, rows: np.ndarray) -> np.ndarray:
+    """``sums[groups[i]] += rows[i]`` for every i, in place (float64 ``sums``); returns ``sums``.
+
+    ``np.add.at`` does the same one element at a time (~0.1 s for a few thousand 384-d rows); a
+    one-hot sparse matrix times the rows is one BLAS-like pass."""
+    groups = np.asarray(groups, dtype=np.int64)
+    if len(groups):
+        onehot = sparse.csr_matrix((np.ones(len(groups)), (groups, np.arange(len(groups)))),
+                                   shape=(len(sums), len(groups)))
+        sums += onehot @ np.asarray(rows, dtype=np.float64)
+    return sums
+
+
 @contextmanager
 def faiss_threads(n_jobs: int | None):
     """Run FAISS with ``n_jobs`` OpenMP threads inside the block (None = leave FAISS's setting)."""

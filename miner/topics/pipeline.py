@@ -21,6 +21,7 @@ import miner
 from miner import schema
 from miner.topics.blocks import normalize_rows_inplace, row_blocks
 from miner.topics.cluster import TopicClusterer, as_float32_normalized
+from miner.topics.geometry import add_rows_by_group
 from miner.topics.executor import make_executor
 from miner.config import MinerConfig
 from miner.topics.index import VectorIndex
@@ -75,7 +76,7 @@ def topic_centroids(embeddings: np.ndarray, labels: np.ndarray, n_topics: int) -
     for lo, hi in row_blocks(len(embeddings)):
         block = labels[lo:hi]
         valid = block >= 0
-        np.add.at(sums, block[valid], embeddings[lo:hi][valid])
+        add_rows_by_group(sums, block[valid], embeddings[lo:hi][valid])
     return as_float32_normalized(sums)
 
 

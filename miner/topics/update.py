@@ -26,6 +26,7 @@ from miner import schema
 from miner.config import MinerConfig
 from miner.topics import registry as reg_db
 from miner.topics.cluster import as_float32_normalized
+from miner.topics.geometry import add_rows_by_group
 from miner.topics.curation import pending_registry, topic_tables
 from miner.topics.emerging import (EmergingParams, assign_emerging, find_groups, new_groups, persistent_days,
                                    pool_rows, recent_rows, thresholds, track_candidates, union_groups)
@@ -186,7 +187,7 @@ def _means(embeddings: np.ndarray, labels: np.ndarray, ids) -> np.ndarray:
     pos = {int(t): i for i, t in enumerate(ids)}
     sums = np.zeros((len(ids), embeddings.shape[1]), np.float64)
     rows = np.flatnonzero(np.isin(labels, list(pos)))
-    np.add.at(sums, [pos[int(t)] for t in labels[rows]], embeddings[rows])
+    add_rows_by_group(sums, [pos[int(t)] for t in labels[rows]], embeddings[rows])
     return sums
 
 
