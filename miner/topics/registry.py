@@ -90,6 +90,15 @@ def read_table(config: MinerConfig, name: str) -> pd.DataFrame:
         return con.execute(f"SELECT * FROM {name}").df()
 
 
+def read_tables(config: MinerConfig, *names: str) -> tuple[pd.DataFrame, ...]:
+    """Several registry tables in one transaction (``topic_registry`` ordered by id), so a daily
+    update does not pay a connection per table."""
+    with transaction(config) as con:
+        return tuple(con.execute(f"SELECT * FROM {name}"
+                                 + (" ORDER BY topic_id" if name == "topic_registry" else "")).df()
+                     for name in names)
+
+
 def registry_frame(config: MinerConfig) -> pd.DataFrame:
     """``topic_registry``, one row per permanent id, ordered by id."""
     with transaction(config) as con:

@@ -114,8 +114,8 @@ def write_snapshot(config: MinerConfig, run_id: str, meta: dict, notes: pd.DataF
     """
     at = datetime.now(ZoneInfo(config.timezone))
     new_topics = new_topics or []
-    registry = pending_registry(reg_db.registry_frame(config), new_topics, born_at=at)
-    splits = reg_db.read_table(config, "topic_splits")
+    stored, splits = reg_db.read_tables(config, "topic_registry", "topic_splits")
+    registry = pending_registry(stored, new_topics, born_at=at)
     topics, assignments, centroids = topic_tables(config, notes, embeddings, raw_ids, scores, registry, splits,
                                                   embedder=embedder, keep_labels=keep_labels)
     raw = np.asarray(raw_ids, dtype=np.int64)
@@ -337,9 +337,10 @@ def update_topics(config: MinerConfig, new_notes: pd.DataFrame, snapshot: Snapsh
     for g in groups:
         g.note_ids = tuple(note_ids[g.rows])
     run_id = new_run_id(config, "u")
-    candidates, promote = track_candidates(groups, reg_db.read_table(config, "emerging_candidates"),
-                                           days, run_id, day, params)
-    next_id = max(reg_db.next_free_id(config), int(raw.max()) + 1 if len(raw) else 0)
+    stored, issued = reg_db.read_tables(config, "emerging_candidates", "topic_registry")
+    candidates, promote = track_candidates(groups, stored, days, run_id, day, params)
+    first_free = int(issued["topic_id"].max()) + 1 if len(issued) else 0     # ids are never reused
+    next_id = max(first_free, int(raw.max()) + 1 if len(raw) else 0)
     events, new_topics, emerging_ids = [], [], []
     for group, _ in promote:
         rows = group.rows
