@@ -84,25 +84,26 @@ def transaction(config: MinerConfig) -> Iterator:
             raise
 
 
+def _select(con, name: str) -> pd.DataFrame:
+    order = " ORDER BY topic_id" if name == "topic_registry" else ""
+    return con.execute(f"SELECT * FROM {name}{order}").df()
+
+
 def read_table(config: MinerConfig, name: str) -> pd.DataFrame:
     """A registry table as a DataFrame (empty with the right columns when nothing is stored yet)."""
-    with transaction(config) as con:
-        return con.execute(f"SELECT * FROM {name}").df()
+    return read_tables(config, name)[0]
 
 
 def read_tables(config: MinerConfig, *names: str) -> tuple[pd.DataFrame, ...]:
     """Several registry tables in one transaction (``topic_registry`` ordered by id), so a daily
     update does not pay a connection per table."""
     with transaction(config) as con:
-        return tuple(con.execute(f"SELECT * FROM {name}"
-                                 + (" ORDER BY topic_id" if name == "topic_registry" else "")).df()
-                     for name in names)
+        return tuple(_select(con, name) for name in names)
 
 
 def registry_frame(config: MinerConfig) -> pd.DataFrame:
     """``topic_registry``, one row per permanent id, ordered by id."""
-    with transaction(config) as con:
-        return con.execute("SELECT * FROM topic_registry ORDER BY topic_id").df()
+    return read_table(config, "topic_registry")
 
 
 def next_topic_id(con) -> int:
@@ -114,6 +115,12 @@ def next_topic_id(con) -> int:
 def next_free_id(config: MinerConfig) -> int:
     with transaction(config) as con:
         return next_topic_id(con)
+
+
+def emerging_state(config: MinerConfig) -> tuple[pd.DataFrame, int]:
+    """(``emerging_candidates``, the first id never issued), read in one transaction."""
+    with transaction(config) as con:
+        return _select(con, "emerging_candidates"), next_topic_id(con)
 
 
 def applied_runs(config: MinerConfig) -> set[str]:
@@ -140,9 +147,10 @@ def apply_delta(config: MinerConfig, delta: dict) -> bool:
                         [run_id, at, e["event"], int(e["topic_id"]), e.get("related_id"), e.get("similarity")])
         topics = delta.get("topics", [])
         known = {r[0] for r in con.execute("SELECT topic_id FROM topic_registry").fetchall()}
-        seen = pd.DataFrame({"topic_id": [int(t["topic_id"]) for t in topics if int(t["topic_id"]) in known],
-                             "auto_label": [t["auto_label"] for t in topics if int(t["topic_id"]) in known],
-                             "size": [int(t["size"]) for t in topics if int(t["topic_id"]) in known]},
+        continued = [t for t in topics if int(t["topic_id"]) in known]
+        seen = pd.DataFrame({"topic_id": [int(t["topic_id"]) for t in continued],
+                             "auto_label": [t["auto_label"] for t in continued],
+                             "size": [int(t["size"]) for t in continued]},
                             ).astype({"topic_id": "int64", "size": "int64", "auto_label": "object"})
         if len(seen):                             # one statement for every continued topic
             con.register("delta_topics", seen)

@@ -337,9 +337,8 @@ def update_topics(config: MinerConfig, new_notes: pd.DataFrame, snapshot: Snapsh
     for g in groups:
         g.note_ids = tuple(note_ids[g.rows])
     run_id = new_run_id(config, "u")
-    stored, issued = reg_db.read_tables(config, "emerging_candidates", "topic_registry")
+    stored, first_free = reg_db.emerging_state(config)
     candidates, promote = track_candidates(groups, stored, days, run_id, day, params)
-    first_free = int(issued["topic_id"].max()) + 1 if len(issued) else 0     # ids are never reused
     next_id = max(first_free, int(raw.max()) + 1 if len(raw) else 0)
     events, new_topics, emerging_ids = [], [], []
     for group, _ in promote:
