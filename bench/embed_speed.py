@@ -2,7 +2,8 @@
 
 All in one run, on the same real texts: ``--n`` short NLPCC headlines and ``--n`` online-shopping
 reviews of 40–120 characters (mean ≈ 75, like a note). Each embedder encodes them once untimed
-(warm-up) and then once timed; ``int8_over_torch`` is the ratio of those rates.
+(warm-up), then three timed passes run in turn across the embedders; ``int8_over_torch`` is the
+ratio of the median rates.
 
 ``nmi_loss``: for each labelled dataset, a fixed sample is embedded by fp32 (torch) and by int8,
 ``TopicClusterer`` runs on each with the same 20 seeds, and the loss is mean NMI(fp32) − mean NMI(int8)
@@ -12,7 +13,8 @@ two slightly different vector sets lands in different local optima, so one seed'
 
 ``ray_2_over_1_workers``: the build's Ray executor (:func:`miner.topics.executor.embedding_throughput`,
 actors of one CPU and one ONNX Runtime thread each) on the same ~75-char notes; throughput with 2
-workers ÷ 1 (start-up and model load excluded).
+workers ÷ 1 in steady state (one untimed pass loads the model and sizes each actor's buffers, then the
+median of three timed passes).
 
     python bench/embed_speed.py               # ~6–10 min on 2 cores; writes bench/results/embed_speed.json
 """
@@ -47,11 +49,19 @@ def speed_texts(n: int) -> dict[str, list[str]]:
     return {"short titles": titles, "~75-char notes": reviews}
 
 
-def rate(embedder, texts: list[str]) -> float:
-    embedder.encode(texts[:64], show_progress=False)                      # warm-up: load + first batch
-    started = time.perf_counter()
-    embedder.encode(texts, show_progress=False)
-    return len(texts) / (time.perf_counter() - started)
+def rates_of(embedders: dict, texts: list[str], repeats: int = 3) -> dict[str, float]:
+    """Steady-state notes/s per embedder: one untimed pass each (model load, first-shape buffers),
+    then ``repeats`` timed passes taken in turn across the embedders, so drift in the machine's
+    speed hits them alike; the median pass counts."""
+    for embedder in embedders.values():
+        embedder.encode(texts, show_progress=False)
+    passes: dict[str, list[float]] = {name: [] for name in embedders}
+    for _ in range(repeats):
+        for name, embedder in embedders.items():
+            started = time.perf_counter()
+            embedder.encode(texts, show_progress=False)
+            passes[name].append(len(texts) / (time.perf_counter() - started))
+    return {name: float(np.median(v)) for name, v in passes.items()}
 
 
 def onnx_fp32_embedder() -> OnnxEmbedder:
@@ -114,7 +124,7 @@ def main(argv=None) -> None:
     onnx32 = onnx_fp32_embedder()
     rows, speed = [], {}
     for kind, texts in speed_texts(args.n).items():
-        rates = {"torch fp32": rate(fp32, texts), "onnx fp32": rate(onnx32, texts), "onnx int8": rate(int8, texts)}
+        rates = rates_of({"torch fp32": fp32, "onnx fp32": onnx32, "onnx int8": int8}, texts)
         reference = fp32.encode(texts, show_progress=False)
         cosine = float(np.mean(np.sum(reference * int8.encode(texts, show_progress=False), axis=1)))
         speed[kind] = {"n": len(texts), "mean_chars": round(float(np.mean([len(t) for t in texts])), 1),
