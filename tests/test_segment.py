@@ -132,3 +132,41 @@ def test_segmenter_params_round_trip_through_clone():
     assert copy.segment("露营的猫和狗") == ["狗"]
     with pytest.raises(ValueError, match="unknown"):
         copy.set_params(colour="red")
+
+
+def test_dictionary_from_the_disk_cache_segments_exactly_like_a_fresh_load(reviews_4cats, tmp_path, monkeypatch):
+    from miner.topics import jieba_cache, segment
+    monkeypatch.setenv("MINER_JIEBA_CACHE", str(tmp_path / "cache"))
+    user = tmp_path / "brand.txt"
+    user.write_text("小棕瓶 50 n\nCity Walk\n", encoding="utf-8")
+    texts = reviews_4cats["review"].tolist() + ["上海 City Walk 路线，小棕瓶平替", "早C晚A #露营[话题]#"]
+
+    monkeypatch.setattr(segment, "_DICTIONARIES", {})
+    fresh = JiebaSegmenter(user_dict_paths=[user])
+    expected = [fresh.segment(t) for t in texts]
+    entries = list((tmp_path / "cache").iterdir())
+    assert len(entries) == 1 and (entries[0] / "freq.npy").is_file()    # the fresh load stored it
+
+    monkeypatch.setattr(segment, "_DICTIONARIES", {})
+    calls = []
+    monkeypatch.setattr(segment, "_load_user_dict", lambda *a: calls.append(a))
+    cached = JiebaSegmenter(user_dict_paths=[user])
+    assert [cached.segment(t) for t in texts] == expected
+    assert calls == []                                                     # nothing re-read from the lexicons
+    assert cached._tokenizer.FREQ == fresh._tokenizer.FREQ and cached._tokenizer.total == fresh._tokenizer.total
+    assert "小棕瓶" in cached.segment("小棕瓶平替")
+
+    user.write_text("小棕瓶 50 n\n小金瓶\n", encoding="utf-8")              # an edited lexicon: a new entry
+    assert jieba_cache.dictionary_key([user], True) not in {e.name.removeprefix("jieba-") for e in entries}
+
+
+def test_an_unreadable_dictionary_cache_entry_falls_back_to_a_fresh_load(tmp_path, monkeypatch):
+    from miner.topics import jieba_cache, segment
+    monkeypatch.setenv("MINER_JIEBA_CACHE", str(tmp_path))
+    monkeypatch.setattr(segment, "_DICTIONARIES", {})
+    key = jieba_cache.dictionary_key(list(segment.DEFAULT_LEXICONS), True)
+    broken = tmp_path / f"jieba-{key}"
+    broken.mkdir()
+    (broken / "info.json").write_text("{not json", encoding="utf-8")
+    assert jieba_cache.load(key) is None
+    assert "洗发水" in JiebaSegmenter().segment("这款洗发水很好")

@@ -198,6 +198,15 @@ class OnnxEmbedder:
             self._tokenizer = tok
         return self._tokenizer
 
+    def warm(self) -> "OnnxEmbedder":
+        """Load the model now (the app calls this in a background thread). The ONNX Runtime session
+        comes first: building it releases the GIL, so it overlaps other loads (jieba's dictionary)
+        where the tokenizer's JSON parse would not."""
+        self.session_
+        self.tokenizer_
+        self.encode(["预热"], kind="query", show_progress=False)
+        return self
+
     @property
     def dim(self) -> int:
         shape = self.session_.get_outputs()[0].shape

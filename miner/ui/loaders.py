@@ -107,22 +107,34 @@ def _background(name: str, fn, *args):
     return future
 
 
-def _wait(future, message: str, loader):
-    """The future's value; a spinner only while it is still running. A failed load is not cached."""
+def _wait(future, message: str, *loaders):
+    """The future's value; a spinner only while it is still running. A failed load is not cached
+    (``loaders``: the cached functions whose futures it depends on; all are cleared)."""
     if not future.done():
         with st.spinner(message):
             wait([future])
     if future.exception() is not None:        # do not cache a failed load: the next call retries
-        loader.clear()
+        for loader in loaders:
+            loader.clear()
         raise future.exception()
     return future.result()
 
 
+def _loaded_embedder(model: str, max_seq_length: int | None):
+    from miner.topics.embed import get_embedder
+    embedder = get_embedder(model, max_seq_length)
+    warm = getattr(embedder, "warm", None)           # ONNX: session first (it releases the GIL)
+    if warm is not None:
+        warm()
+    else:                                            # torch / hashing: one encode loads everything
+        embedder.encode(["预热"], kind="query", show_progress=False)
+    return embedder
+
+
 @st.cache_resource(max_entries=2, show_spinner=False)
 def _embedder_loading(model: str, max_seq_length: int | None):
-    """A future of the embedder, loading in a background thread from the first page view on."""
-    from miner.topics.embed import get_embedder
-    return _background("embedder-warmup", get_embedder, model, max_seq_length)
+    """A future of the loaded embedder, loading in a background thread from the first page view on."""
+    return _background("embedder-warmup", _loaded_embedder, model, max_seq_length)
 
 
 def embedder(config: MinerConfig):
@@ -145,21 +157,45 @@ def _fit_searcher(snap, embedder_future, segmenter_future):
 
 
 @st.cache_resource(max_entries=2, show_spinner=False)
+def _segmenter_loading(run_id: str):
+    """A future of the loaded query segmenter (per snapshot, so an edited user dictionary is read
+    again after a rebuild)."""
+    return _background("segmenter-warmup", _loaded_segmenter)
+
+
+def _snapshot_embedding(snapshots_dir: str, run_id: str) -> dict:
+    """The snapshot's model and length from its config.json alone (cheap: no tables loaded)."""
+    import json
+    meta = json.loads((Path(snapshots_dir) / run_id / "config.json").read_text(encoding="utf-8"))
+    return meta["embedding"]
+
+
+def warm_models(source: Source) -> None:
+    """Start loading the snapshot's embedder and the query segmenter now, before the snapshot's
+    tables: the page renders while they load, and the first search does not wait for them."""
+    try:
+        embedding = _snapshot_embedding(source.snapshots_dir, source.run_id)
+    except (OSError, ValueError, KeyError):
+        return                                    # load_snapshot will report the broken snapshot
+    _embedder_loading(embedding["model"], embedding.get("max_seq_length"))
+    _segmenter_loading(source.run_id)
+
+
+@st.cache_resource(max_entries=2, show_spinner=False)
 def _searcher_loading(snapshots_dir: str, run_id: str, _snap):
-    """A future of the fitted searcher: embedder load, then the fit, in a background thread.
+    """A future of the fitted searcher: embedder and segmenter loads, then the fit, in a background thread.
 
     Whatever :func:`miner.topics.embed.get_embedder` returns for the snapshot's model is used, so
     the warm-up does not depend on which embedder that is (ONNX, torch, hashing).
     """
     embedding = _snap.meta["embedding"]          # the snapshot's own model and length, not the config's
     model = _embedder_loading(embedding["model"], embedding.get("max_seq_length"))
-    segmenter = _background("segmenter-warmup", _loaded_segmenter)   # alongside the model load
-    return _background("searcher-warmup", _fit_searcher, _snap, model, segmenter)
+    return _background("searcher-warmup", _fit_searcher, _snap, model, _segmenter_loading(run_id))
 
 
 def warm_up(snap, snapshots_dir: str, run_id: str) -> None:
-    """Start loading the embedder and fitting the searcher now (returns at once), so the first
-    search after a page is up does not wait for them."""
+    """Start fitting the searcher now (returns at once; the model loads began in :func:`warm_models`),
+    so the first search after a page is up does not wait for them."""
     _searcher_loading(snapshots_dir, run_id, snap)
 
 
@@ -167,7 +203,7 @@ def searcher(snapshots_dir: str, run_id: str):
     """The fitted searcher (shared by every session); waits, with a spinner, only if not ready yet."""
     snap = load_snapshot(snapshots_dir, run_id)
     return _wait(_searcher_loading(snapshots_dir, run_id, snap), "建立搜索索引 Building search index…",
-                 _searcher_loading)
+                 _searcher_loading, _segmenter_loading, _embedder_loading)
 
 
 @st.cache_resource(show_spinner=False)

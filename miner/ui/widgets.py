@@ -145,6 +145,7 @@ def page_setup(title: str) -> PageContext:
     if source is None:
         st.error("没有可用的话题快照 No topic snapshot; build one on 数据管理.")
         st.stop()
+    loaders.warm_models(source)       # embedder + segmenter load in the background from here on
     snap = loaders.snapshot(source)
     loaders.warm_up(snap, source.snapshots_dir, source.run_id)   # in the background: the first search need not wait
     sidebar_status(source, snap)
