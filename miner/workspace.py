@@ -26,7 +26,7 @@ from typing import Callable
 import pandas as pd
 
 from miner.config import MinerConfig
-from miner.schema import INPUT_SCHEMAS, NOTE_ID, NOTES
+from miner.schema import INPUT_SCHEMAS, NOTE_ID
 from miner.store import table_names
 
 ProgressFn = Callable[[str, float], None]

@@ -7,7 +7,6 @@ real e5 model and checks that the topics are the review categories.
 import json
 
 import numpy as np
-import pandas as pd
 import pytest
 from sklearn.metrics import normalized_mutual_info_score
 

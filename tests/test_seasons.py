@@ -65,7 +65,6 @@ def test_lunar_new_year_topic_is_lunar_aligned():
 
     cny = {y: D(Lunar.fromYmd(y, 1, 1).getSolar().toYmd()) for y in range(2020, 2027)}
     def rate(d):
-        c = cny[d.year] if d >= dt.date(d.year, 1, 1) else None
         near = any(0 <= (c2 - d).days <= 7 for c2 in cny.values())
         return 6.0 if near else 0.2
     counts, volume = daily("2020-06-01", "2025-06-30", rate, seed=3)
