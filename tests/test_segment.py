@@ -135,7 +135,7 @@ def test_segmenter_params_round_trip_through_clone():
 
 
 def test_dictionary_from_the_disk_cache_segments_exactly_like_a_fresh_load(reviews_4cats, tmp_path, monkeypatch):
-    from miner.topics import jieba_cache, segment
+    from miner.topics import segment
     monkeypatch.setenv("MINER_JIEBA_CACHE", str(tmp_path / "cache"))
     user = tmp_path / "brand.txt"
     user.write_text("小棕瓶 50 n\nCity Walk\n", encoding="utf-8")
@@ -157,16 +157,18 @@ def test_dictionary_from_the_disk_cache_segments_exactly_like_a_fresh_load(revie
     assert "小棕瓶" in cached.segment("小棕瓶平替")
 
     user.write_text("小棕瓶 50 n\n小金瓶\n", encoding="utf-8")              # an edited lexicon: a new entry
-    assert jieba_cache.dictionary_key([user], True) not in {e.name.removeprefix("jieba-") for e in entries}
+    monkeypatch.setattr(segment, "_DICTIONARIES", {})
+    JiebaSegmenter(user_dict_paths=[user]).segment("小金瓶")
+    assert len(list((tmp_path / "cache").iterdir())) == 2
 
 
 def test_an_unreadable_dictionary_cache_entry_falls_back_to_a_fresh_load(tmp_path, monkeypatch):
     from miner.topics import jieba_cache, segment
     monkeypatch.setenv("MINER_JIEBA_CACHE", str(tmp_path))
     monkeypatch.setattr(segment, "_DICTIONARIES", {})
-    key = jieba_cache.dictionary_key(list(segment.DEFAULT_LEXICONS), True)
-    broken = tmp_path / f"jieba-{key}"
-    broken.mkdir()
-    (broken / "info.json").write_text("{not json", encoding="utf-8")
-    assert jieba_cache.load(key) is None
+    assert "洗发水" in JiebaSegmenter().segment("这款洗发水很好")        # stores the entry
+    (entry,) = tmp_path.iterdir()
+    (entry / "info.json").write_text("{not json", encoding="utf-8")
+    assert jieba_cache.load(entry.name.removeprefix("jieba-")) is None
+    monkeypatch.setattr(segment, "_DICTIONARIES", {})
     assert "洗发水" in JiebaSegmenter().segment("这款洗发水很好")

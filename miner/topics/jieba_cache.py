@@ -21,7 +21,6 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Sequence
 
 import jieba
 import numpy as np
@@ -40,11 +39,14 @@ def _main_dictionary() -> Path:
     return Path(jieba.__file__).resolve().parent / "dict.txt"
 
 
-def dictionary_key(files: Sequence[Path], to_simplified: bool) -> str:
-    parts = [f"format={FORMAT}", f"jieba={jieba.__version__}", f"simplified={bool(to_simplified)}"]
-    for path in (_main_dictionary(), *files):
-        stat = Path(path).stat()
-        parts.append(f"{Path(path).resolve()}:{stat.st_size}:{stat.st_mtime_ns}")
+def dictionary_key(files_key: tuple) -> str:
+    """The entry name for ``files_key`` (the segmenter's in-process key: ``to_simplified`` and each
+    lexicon's resolved path, size and mtime) plus the cache format, jieba's version and its
+    dictionary file."""
+    main = _main_dictionary()
+    stat = main.stat()
+    parts = (f"format={FORMAT}", f"jieba={jieba.__version__}", f"{main}:{stat.st_size}:{stat.st_mtime_ns}",
+             repr(files_key))
     return hashlib.sha256("\n".join(parts).encode("utf-8")).hexdigest()[:20]
 
 

@@ -235,7 +235,7 @@ def _loaded_dictionary(paths: Sequence[str | Path], to_simplified: bool):
     key = (to_simplified, *((str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in files))
     with _DICTIONARIES_LOCK:
         if key not in _DICTIONARIES:
-            disk_key = jieba_cache.dictionary_key(files, to_simplified)
+            disk_key = jieba_cache.dictionary_key(key)
             loaded = jieba_cache.load(disk_key)
             if loaded is None:
                 tokenizer = jieba.Tokenizer()

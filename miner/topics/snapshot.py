@@ -154,6 +154,12 @@ def list_snapshots(config_or_dir) -> list[str]:
     return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
+def read_meta(config_or_dir, run_id: str) -> dict:
+    """A snapshot's ``config.json`` alone (model, sizes, stamp): cheap, no table is read."""
+    path = _snapshots_dir(config_or_dir) / run_id / "config.json"
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
 def snapshot_catalog(config_or_dir) -> pd.DataFrame:
     """Every snapshot folder with its stamp (read from config.json only), newest first."""
     root = _snapshots_dir(config_or_dir)
@@ -161,7 +167,7 @@ def snapshot_catalog(config_or_dir) -> pd.DataFrame:
     rows = []
     for run_id in list_snapshots(root):
         try:
-            meta = json.loads((root / run_id / "config.json").read_text(encoding="utf-8"))
+            meta = read_meta(root, run_id)
         except (OSError, ValueError):
             continue
         rows.append({"serving": run_id == serving, "run_id": run_id, "created_at": meta.get("created_at", ""),
@@ -187,7 +193,7 @@ def load_snapshot(config_or_dir, run_id: str | None = None) -> Snapshot:
     pickled = [p.name for p in path.iterdir() if p.suffix in FORBIDDEN_SUFFIXES]
     if pickled:
         raise ValueError(f"refusing to load {path}: pickle files are not allowed ({', '.join(pickled)})")
-    meta = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    meta = read_meta(root, run_id)
     clusterer = TopicClusterer.from_state(meta["clusterer"], {
         f.name[len("cluster_"):-len(".npy")]: _load_npy(f) for f in sorted(path.glob("cluster_*.npy"))})
     return Snapshot(

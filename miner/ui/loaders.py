@@ -28,7 +28,7 @@ from miner import schema
 from miner.config import MinerConfig
 from miner.schema import ENGAGEMENT
 from miner.store import table_names
-from miner.topics.snapshot import latest_run_id
+from miner.topics.snapshot import latest_run_id, read_meta
 from miner.workspace import Workspace
 
 
@@ -163,18 +163,11 @@ def _segmenter_loading(run_id: str):
     return _background("segmenter-warmup", _loaded_segmenter)
 
 
-def _snapshot_embedding(snapshots_dir: str, run_id: str) -> dict:
-    """The snapshot's model and length from its config.json alone (cheap: no tables loaded)."""
-    import json
-    meta = json.loads((Path(snapshots_dir) / run_id / "config.json").read_text(encoding="utf-8"))
-    return meta["embedding"]
-
-
 def warm_models(source: Source) -> None:
     """Start loading the snapshot's embedder and the query segmenter now, before the snapshot's
     tables: the page renders while they load, and the first search does not wait for them."""
     try:
-        embedding = _snapshot_embedding(source.snapshots_dir, source.run_id)
+        embedding = read_meta(source.snapshots_dir, source.run_id)["embedding"]
     except (OSError, ValueError, KeyError):
         return                                    # load_snapshot will report the broken snapshot
     _embedder_loading(embedding["model"], embedding.get("max_seq_length"))
