@@ -1,3 +1,4 @@
+import pytest
 import numpy as np
 
 from miner.topics.index import VectorIndex, choose_factory
@@ -58,3 +59,66 @@ def test_blockwise_fit_equals_one_block(monkeypatch):
     assert blocks.ntotal == len(X)
     for a, b in zip(one.search(Q, 10), blocks.search(Q, 10)):
         np.testing.assert_array_equal(a, b)
+
+
+def _assert_same_hits(a: VectorIndex, b: VectorIndex, Q) -> None:
+    for x, y in zip(a.search(Q, 10), b.search(Q, 10)):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_lists_on_disk_give_the_same_hits_and_survive_the_build_folder(tmp_path, monkeypatch):
+    import shutil
+    import miner.topics.blocks as blocks_module
+    monkeypatch.setattr(blocks_module, "CHUNK_ROWS", 1_000)        # several shards to merge
+    X, Q = _clustered(5_000), _clustered(100, seed=1)
+    in_ram = VectorIndex(factory="IVF32,Flat", nprobe=8).fit(X)
+    on_disk = VectorIndex(factory="IVF32,Flat", nprobe=8).fit(X, lists_dir=tmp_path / "build")
+    assert in_ram.lists_file is None
+    assert on_disk.lists_file.parent == tmp_path / "build" and on_disk.ntotal == len(X)
+    assert [p.name for p in (tmp_path / "build").iterdir()] == [on_disk.lists_file.name]   # shards removed
+    _assert_same_hits(in_ram, on_disk, Q)
+
+    on_disk.save(tmp_path / "snap" / "notes.faiss")
+    shutil.rmtree(tmp_path / "build")                               # the build's scratch folder goes
+    back = VectorIndex.load(tmp_path / "snap" / "notes.faiss")
+    assert back.lists_file == tmp_path / "snap" / "notes.faiss.ivfdata"
+    _assert_same_hits(in_ram, back, Q)
+    # the index file holds only the coarse quantizer; the vectors are in the lists file
+    assert (tmp_path / "snap" / "notes.faiss").stat().st_size < X.nbytes / 10
+    assert (tmp_path / "snap" / "notes.faiss.ivfdata").stat().st_size >= X.nbytes
+
+
+def test_extending_an_index_on_disk_equals_extending_in_memory(tmp_path):
+    X, Y, Q = _clustered(4_000), _clustered(700, seed=2), _clustered(100, seed=1)
+    in_ram = VectorIndex(factory="IVF32,Flat", nprobe=8).fit(X)
+    on_disk = VectorIndex(factory="IVF32,Flat", nprobe=8).fit(X, lists_dir=tmp_path / "a")
+    on_disk.save(tmp_path / "snap" / "notes.faiss")
+    served = VectorIndex.load(tmp_path / "snap" / "notes.faiss")
+    bigger = served.extended(Y, lists_dir=tmp_path / "b")
+    expected = in_ram.extended(Y)
+    assert bigger.ntotal == expected.ntotal == len(X) + len(Y) and served.ntotal == len(X)
+    assert bigger.lists_file.parent == tmp_path / "b"
+    _assert_same_hits(expected, bigger, np.vstack([Q, Y[:50]]))
+    _assert_same_hits(in_ram, served, Q)                           # the served index is unchanged
+    with pytest.raises(ValueError, match="lists_dir"):
+        served.extended(Y)
+
+
+def test_a_served_index_on_disk_is_memory_mapped_not_read_into_memory(tmp_path):
+    import subprocess
+    import sys
+    X = _clustered(60_000, d=128)                                  # 31 MB of vectors
+    VectorIndex(factory="IVF64,Flat").fit(X, lists_dir=tmp_path / "a").save(tmp_path / "disk.faiss")
+    VectorIndex(factory="IVF64,Flat").fit(X).save(tmp_path / "ram.faiss")
+    probe = ("import sys\nfrom pathlib import Path\nfrom miner.topics.index import VectorIndex\n"
+             "def private():\n"
+             "    s = Path('/proc/self/status').read_text().splitlines()\n"
+             "    return int(next(x for x in s if x.startswith('RssAnon')).split()[1]) * 1024\n"
+             "before = private()\nindex = VectorIndex.load(sys.argv[1])\n"
+             "index.search([[1.0] * 128], 5)\n"
+             "print(private() - before)\n")
+    grown = {name: int(subprocess.run([sys.executable, "-c", probe, str(tmp_path / f"{name}.faiss")],
+                                      capture_output=True, text=True, check=True).stdout.split()[-1])
+             for name in ("disk", "ram")}
+    assert grown["ram"] > X.nbytes / 2                               # read into memory: the probe sees it
+    assert grown["disk"] < X.nbytes / 4, grown                       # memory-mapped: page cache only

@@ -67,6 +67,12 @@ def test_parallel_segmentation_matches_serial(reviews_4cats, monkeypatch):
     serial = JiebaSegmenter(n_jobs=1).segment_many(texts)
     parallel = JiebaSegmenter(n_jobs=2).segment_many(texts)
     assert parallel == serial
+    # Each distinct word is one object, also after crossing the worker-process boundary: the
+    # corpus's token lists do not hold a copy of the vocabulary per note.
+    for tokens in (serial, parallel):
+        words = [w for ts in tokens for w in ts]
+        assert len(words) > 10 * len(set(words))
+        assert len({id(w) for w in words}) == len(set(words))
 
 
 def test_no_worker_processes_while_other_threads_run(reviews_4cats, monkeypatch):

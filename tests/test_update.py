@@ -16,7 +16,7 @@ import pytest
 from miner.topics import registry
 from miner.topics.embed import HashingEmbedder
 from miner.topics.pipeline import build_topics, predict_texts
-from miner.topics.snapshot import latest_run_id, load_snapshot
+from miner.topics.snapshot import TMP_PREFIX, latest_run_id, load_snapshot
 from miner.topics.update import update_topics
 
 REPO = Path(__file__).resolve().parent.parent
@@ -195,3 +195,26 @@ def test_a_burst_inside_an_old_topic_is_a_candidate_on_its_first_day(config, rev
     members = snap.assignments[snap.assignments["topic_id"] == reports[1].emerging_ids[0]]["note_id"]
     assert len(members) >= config.min_topic_size and members.isin(held["note_id"].head(24)).mean() >= 0.8
     assert registry.verify_registry(config) == []
+
+
+def test_a_large_note_index_stays_on_disk_through_build_and_update(config, review_notes, monkeypatch):
+    """Above the flat threshold the note index's vectors live in ``notes.faiss.ivfdata`` (memory-mapped);
+    an update writes a merged lists file of its own and leaves the previous snapshot's untouched."""
+    import miner.topics.index as index_module
+    monkeypatch.setattr(index_module, "choose_factory", lambda n, flat_threshold=0: "IVF4,Flat")
+    base, new = review_notes[review_notes.index % 10 != 0], review_notes[review_notes.index % 10 == 0]
+    build_topics(config, base, embedder=HashingEmbedder(), show_progress=False)
+    before = load_snapshot(config)
+    assert before.note_index.lists_file == before.path / "notes.faiss.ivfdata"
+    lists_before = before.note_index.lists_file.read_bytes()
+    update_topics(config, new, embedder=HashingEmbedder())
+    after = load_snapshot(config)
+    assert after.note_index.lists_file == after.path / "notes.faiss.ivfdata"
+    assert after.note_index.ntotal == len(after.notes) == len(review_notes)
+    assert before.note_index.lists_file.read_bytes() == lists_before
+    # every note finds itself as its nearest neighbour, old rows and new
+    _, rows = after.note_index.search(after.embeddings, 1)
+    sims = np.einsum("ij,ij->i", after.embeddings, after.embeddings[rows[:, 0]])
+    assert np.allclose(sims, 1.0, atol=1e-5)
+    leftovers = [p.name for p in config.snapshots_dir.iterdir() if p.name.startswith(TMP_PREFIX)]
+    assert leftovers == [], leftovers                               # build scratch folders removed

@@ -227,9 +227,10 @@ class RayExecutor:
         texts = list(texts)
         if not texts:
             return []
+        from miner.topics.segment import interned_tokens
         out: list[list[str]] = []
         for part in self._map_groups("segment", [texts[a:b] for a, b in self._partitions(len(texts))]):
-            out.extend(part)
+            out.extend(interned_tokens(part))
         return out
 
     def embedder(self, driver_embedder):

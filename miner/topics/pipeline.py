@@ -115,6 +115,8 @@ def build_topics(config: MinerConfig, notes: pd.DataFrame, embedder=None, show_p
             cached_encode(executor.embedder(embedder), texts, cache, show_progress=show_progress,
                           on_progress=lambda done, total: report(
                               f"向量化 embedding {done}/{total}", 0.15 + 0.6 * done / total), out=embeddings)
+        digest = data_hash(notes, texts)
+        del texts                                       # built from the notes again when needed (0.25 GB per 1M notes)
         normalize_rows_inplace(embeddings)              # the values as_float32_normalized gives
         embeddings.flush()
 
@@ -132,9 +134,8 @@ def build_topics(config: MinerConfig, notes: pd.DataFrame, embedder=None, show_p
         notes_out["tokens"] = tokens
 
         report("索引 indexing", 0.92)
-        note_index = VectorIndex(seed=config.seed).fit(embeddings)
+        note_index = VectorIndex(seed=config.seed).fit(embeddings, lists_dir=scratch)   # IVF lists: on disk
 
-        digest = data_hash(notes, texts)
         now = datetime.now(ZoneInfo(config.timezone))
         # The random part keeps run ids unique for builds started in the same second.
         run_id = run_id or f"{now:%Y%m%d-%H%M%S}-{digest[:6]}-{uuid.uuid4().hex[:4]}"

@@ -17,6 +17,8 @@ Folder contents (no pickle anywhere; loading refuses pickled arrays):
                              whitening projection, training notes for neighbourhood smoothing
                              (at most the clusterer's ``max_train_size`` rows)
 ``notes.faiss``/``.json``    note index (row i ↔ notes row i)
+``notes.faiss.ivfdata``      the note index's inverted lists when the index is IVF: kept on
+                             disk and memory-mapped on load (absent for a flat index)
 ``topics.faiss``/``.json``   topic-centroid index (row i ↔ topic_id i)
 ===========================  ==========================================================
 

@@ -12,13 +12,13 @@
 """
 from __future__ import annotations
 
+import shutil
 import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-import faiss
 import numpy as np
 import pandas as pd
 
@@ -269,7 +269,7 @@ def update_topics(config: MinerConfig, new_notes: pd.DataFrame, snapshot: Snapsh
     """
     from miner.topics.embed import EmbeddingCache, cached_encode, get_embedder
     from miner.topics.executor import make_executor
-    from miner.topics.pipeline import notes_texts
+    from miner.topics.pipeline import notes_texts, scratch_dir
 
     started = time.perf_counter()
     snapshot = snapshot or load_snapshot(config)
@@ -350,15 +350,16 @@ def update_topics(config: MinerConfig, new_notes: pd.DataFrame, snapshot: Snapsh
         emerging_ids.append(next_id)
         next_id += 1
 
-    note_index = VectorIndex(factory=snapshot.note_index.factory_, nprobe=snapshot.note_index.nprobe)
-    note_index.factory_, note_index.index_ = snapshot.note_index.factory_, faiss.clone_index(snapshot.note_index.index_)
-    if len(vectors):
-        note_index.index_.add(vectors)
     meta = {**snapshot.meta, "n_new_notes": len(fresh)}
-    path, _, _ = write_snapshot(config, run_id, meta, notes, embeddings, raw, scores, snapshot.clusterer,
-                                cluster_topic_ids(snapshot), note_index, "update", events, new_topics,
-                                candidates, emerging, (cohesion, distinct, tight), embedder=embedder,
-                                keep_labels=snapshot.topics)
+    scratch = scratch_dir(config)
+    try:
+        note_index = snapshot.note_index.extended(vectors, lists_dir=scratch)
+        path, _, _ = write_snapshot(config, run_id, meta, notes, embeddings, raw, scores, snapshot.clusterer,
+                                    cluster_topic_ids(snapshot), note_index, "update", events, new_topics,
+                                    candidates, emerging, (cohesion, distinct, tight), embedder=embedder,
+                                    keep_labels=snapshot.topics)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     n_assigned = int((raw[len(old_raw):] >= 0).sum())
     return UpdateReport(run_id=run_id, path=str(path), n_new=len(fresh), n_updated=int(known.sum()),
                         n_assigned=n_assigned, n_unassigned=len(fresh) - n_assigned,
