@@ -44,6 +44,7 @@ from miner.atomic import write_json_atomic, write_text_atomic
 from miner.topics.aggregates import AGGREGATES_FILE, daily_aggregates
 from miner.topics.cluster import TopicClusterer
 from miner.config import MinerConfig
+from miner.parquet import write_parquet
 from miner.topics.index import VectorIndex
 
 LATEST = "latest"
@@ -99,9 +100,9 @@ def save_snapshot(snapshots_dir: Path, run_id: str, meta: dict, notes: pd.DataFr
         cluster_meta, cluster_arrays = clusterer.get_state()
         meta = {**meta, "run_id": run_id, "clusterer": cluster_meta,
                 "indexes": {"notes": None, "topics": None}}
-        notes.to_parquet(tmp / "notes.parquet", index=False)
+        write_parquet(notes, tmp / "notes.parquet")     # in row groups: one slice's Arrow copy at a time
         topics.to_parquet(tmp / "topics.parquet", index=False)
-        assignments.to_parquet(tmp / "assignments.parquet", index=False)
+        write_parquet(assignments, tmp / "assignments.parquet")
         daily_aggregates(notes, assignments).to_parquet(tmp / AGGREGATES_FILE, index=False)
         np.save(tmp / "embeddings.npy", np.ascontiguousarray(embeddings, dtype=np.float32))
         np.save(tmp / "centroids.npy", np.ascontiguousarray(centroids, dtype=np.float32))

@@ -1,0 +1,69 @@
+"""Parquet writing in row groups: the Arrow copy of a large frame is held one slice at a time.
+
+``DataFrame.to_parquet`` converts the whole frame to Arrow first; for a million notes with their
+tokens that copy is about a gigabyte on top of the frame itself. Writing slices into one file keeps
+that overhead at one slice, and the file reads back exactly like ``to_parquet``'s.
+"""
+from __future__ import annotations
+
+import os
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+ROWS_PER_GROUP = 100_000
+
+
+def _has_null_type(arrow_type: pa.DataType) -> bool:
+    if pa.types.is_null(arrow_type):
+        return True
+    if pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type):
+        return _has_null_type(arrow_type.value_type)
+    return False
+
+
+def _non_empty(values: pd.Series) -> pd.Series:
+    values = values.dropna()
+    if len(values) and values.dtype == object:
+        values = values[values.map(lambda v: not hasattr(v, "__len__") or isinstance(v, str) or len(v) > 0)]
+    return values
+
+
+def frame_schema(frame: pd.DataFrame, probe_rows: int = 1_000) -> pa.Schema:
+    """The Arrow schema of ``frame``, inferred from its first rows; a column those rows leave
+    untyped (all missing, or empty lists) is typed from its first rows that hold a value."""
+    schema = pa.Schema.from_pandas(frame.iloc[:probe_rows], preserve_index=False)
+    for i, field in enumerate(schema):
+        if not _has_null_type(field.type):
+            continue
+        values = _non_empty(frame[field.name])
+        if len(values):
+            probe = frame.loc[values.index[:probe_rows], [field.name]]
+            schema = schema.set(i, pa.Schema.from_pandas(probe, preserve_index=False).field(0))
+    return schema
+
+
+def _conformed(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``table`` in ``schema``'s types; a lossy cast (2.5 into int64) raises ``ArrowInvalid``.
+    (``from_pandas(schema=...)`` would truncate such values silently.)"""
+    if not table.schema.equals(schema, check_metadata=False):
+        table = table.cast(schema.remove_metadata(), safe=True)
+    return table.replace_schema_metadata(schema.metadata)
+
+
+def write_parquet(frame: pd.DataFrame, path: str | os.PathLike, rows_per_group: int = ROWS_PER_GROUP) -> None:
+    """Write ``frame`` (index dropped) to ``path`` as parquet, converting ``rows_per_group`` rows at
+    a time. A frame whose slices do not share one Arrow schema (mixed types in a column) is written
+    whole, as ``to_parquet`` would."""
+    if len(frame) <= rows_per_group:
+        frame.to_parquet(path, index=False)
+        return
+    schema = frame_schema(frame, probe_rows=min(rows_per_group, 1_000))
+    try:
+        with pq.ParquetWriter(path, schema) as writer:
+            for start in range(0, len(frame), rows_per_group):
+                chunk = frame.iloc[start:start + rows_per_group]
+                writer.write_table(_conformed(pa.Table.from_pandas(chunk, preserve_index=False), schema))
+    except pa.ArrowException:   # invalid, type or not-implemented cast
+        frame.to_parquet(path, index=False)
