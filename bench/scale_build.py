@@ -318,8 +318,9 @@ def markdown(result: dict) -> str:
     lines += ["", f"Inside the {ib['n']:,}-note build the clustering stage peaked at {ib['process_private_peak_gb']} GB "
               f"private, of which {ib['held_at_start_gb']} GB was held before it started (notes, texts, tokens): "
               f"clustering itself added {ib['clustering_increment_gb']} GB."]
-    if result["run"].get("note"):
-        lines += ["", result["run"]["note"]]
+    for key in ("clustering_only_reused", "note"):
+        if result["run"].get(key):
+            lines += ["", result["run"][key] + "."]
     lines += ["", f"Projected to 10M notes: clustering peak private memory ≈ {p['clustering_peak_rss_gb']} GB, "
               f"whole build ≈ {p['build_peak_rss_gb']} GB, beside {p['embeddings_mmap_gb']} GB of memory-mapped "
               "embeddings; hours on N workers " +
@@ -328,10 +329,11 @@ def markdown(result: dict) -> str:
               f"× {p['assumptions']['ray_2_over_1_workers']} per doubling; {p['assumptions']['other_stages']}).",
               "", "Projected private peak per build stage at 10M (GB): " +
               ", ".join(f"{k} {v}" for k, v in p["build_stage_peak_rss_gb"].items()) +
-              ". What still grows with the corpus: the notes table, texts and jieba tokens (Python objects, "
-              "held through the build), the FAISS note index (`IVF…,Flat` keeps every vector in RAM: "
-              "1.5 GB per 1M notes) and the snapshot writer (parquet of notes + tokens). The clustering "
-              "stage's own increment does not grow above max_train_size.",
+              ". What still grows with the corpus: the notes table (texts, ids and tag lists as Python "
+              "objects) and the token lists (words interned: one object per distinct word), both held "
+              "through the build. The note index's inverted lists (`IVF…,Flat`) are built shard by shard "
+              "on disk and memory-mapped; the snapshot writer converts 100k rows at a time; the "
+              "clustering stage's own increment does not grow above max_train_size.",
               "", f"Target (clustering peak ≤ 2 GB at 1M beside the mapped embeddings): "
               f"{'met' if result['targets_met']['clustering_peak_le_2gb_1m'] else 'NOT met'} "
               f"({result['clustering_peak_rss_gb_1m']} GB, clustering alone at 1M on the mapped embeddings). "
@@ -379,6 +381,9 @@ def main(argv=None) -> int:
     ap.add_argument("--sizes", default="50000,200000,1000000", help="full builds")
     ap.add_argument("--cluster-sizes", default="500000,1000000", help="clustering-only runs, default max_train_size")
     ap.add_argument("--compare", default="1000000", help="clustering-only runs with max_train_size=None")
+    ap.add_argument("--reuse-clustering-only", action="store_true",
+                    help="skip the clustering-only runs and keep those already in the JSON (when the "
+                         "clusterer has not changed since they were measured); the run records it")
     ap.add_argument("--timeout", type=float, default=1800)
     ap.add_argument("--no-write", action="store_true")
     ap.add_argument("--child", choices=["build", "cluster"])
@@ -414,6 +419,12 @@ def main(argv=None) -> int:
     info = run_info(argv)
     started = time.perf_counter()
     builds, clustering_only = [], []
+    if args.reuse_clustering_only:
+        old = json.loads(RESULTS.read_text(encoding="utf-8"))
+        clustering_only = old["clustering_only"]
+        args.cluster_sizes = args.compare = ""
+        info["clustering_only_reused"] = (f"clustering-only rows kept from the run of {old['run']['date']} "
+                                          "(--reuse-clustering-only: the clusterer is unchanged since)")
     # clustering alone first (the memory target), then the builds, largest last; the JSON is
     # rewritten after each run, so an interrupted run keeps what it measured
     runs = [("cluster", int(s), "default") for s in args.cluster_sizes.split(",") if s]
