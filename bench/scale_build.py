@@ -284,7 +284,7 @@ def project(builds: list[dict], cluster_runs: list[dict], target_n: int = 10_000
                       f"clustering stage's private (anon) peak extended linearly from the "
                       f"{c1['n']:,} and {c2['n']:,}-note clustering runs; build_stage_peak_rss_gb = each build "
                       f"stage's private peak extended linearly from the {b1['n']:,} and {b2['n']:,}-note builds "
-                      "(texts, tokens, tables and the FAISS note index, which holds every vector, grow "
+                      "(the notes table and token lists grow "
                       "linearly), the clustering stage as the memory held at its start (linear) plus the "
                       "sampled clustering's own increment; embeddings stay on disk, memory-mapped",
         },
@@ -318,7 +318,7 @@ def markdown(result: dict) -> str:
     lines += ["", f"Inside the {ib['n']:,}-note build the clustering stage peaked at {ib['process_private_peak_gb']} GB "
               f"private, of which {ib['held_at_start_gb']} GB was held before it started (notes, texts, tokens): "
               f"clustering itself added {ib['clustering_increment_gb']} GB."]
-    for key in ("clustering_only_reused", "note"):
+    for key in ("clustering_only_reused", "builds_kept", "note"):
         if result["run"].get(key):
             lines += ["", result["run"][key] + "."]
     lines += ["", f"Projected to 10M notes: clustering peak private memory ≈ {p['clustering_peak_rss_gb']} GB, "
@@ -382,8 +382,10 @@ def main(argv=None) -> int:
     ap.add_argument("--cluster-sizes", default="500000,1000000", help="clustering-only runs, default max_train_size")
     ap.add_argument("--compare", default="1000000", help="clustering-only runs with max_train_size=None")
     ap.add_argument("--reuse-clustering-only", action="store_true",
-                    help="skip the clustering-only runs and keep those already in the JSON (when the "
-                         "clusterer has not changed since they were measured); the run records it")
+                    help="skip the clustering-only runs and keep those already in the JSON; the run records it")
+    ap.add_argument("--keep-builds", action="store_true",
+                    help="skip the full builds and keep those already in the JSON (e.g. to re-measure "
+                         "clustering alone after the builds); the run records it")
     ap.add_argument("--timeout", type=float, default=1800)
     ap.add_argument("--no-write", action="store_true")
     ap.add_argument("--child", choices=["build", "cluster"])
@@ -423,8 +425,15 @@ def main(argv=None) -> int:
         old = json.loads(RESULTS.read_text(encoding="utf-8"))
         clustering_only = old["clustering_only"]
         args.cluster_sizes = args.compare = ""
-        info["clustering_only_reused"] = (f"clustering-only rows kept from the run of {old['run']['date']} "
-                                          "(--reuse-clustering-only: the clusterer is unchanged since)")
+        info["clustering_only_reused"] = (f"Clustering-only rows kept from the run of {old['run']['date']} "
+                                          "(--reuse-clustering-only)")
+    if args.keep_builds:
+        old = json.loads(RESULTS.read_text(encoding="utf-8"))
+        builds = [{k: v for k, v in b.items() if k not in ("stage_seconds", "clustering_peak_rss_incl_mapped_gb")}
+                  for b in old["sizes"]]
+        args.sizes = ""
+        info["builds_kept"] = (f"Full builds kept from the run of {old['run']['date']} (`{old['run']['command']}`); "
+                               "the clustering-only runs were measured after them (--keep-builds)")
     # clustering alone first (the memory target), then the builds, largest last; the JSON is
     # rewritten after each run, so an interrupted run keeps what it measured
     runs = [("cluster", int(s), "default") for s in args.cluster_sizes.split(",") if s]
@@ -441,7 +450,7 @@ def main(argv=None) -> int:
             b["clustering_peak_rss_gb"] = b["stages"]["clustering"]["peak_anon_gb"]
             builds.append(b)
             print(json.dumps(b, ensure_ascii=False), flush=True)
-        if not args.no_write and len(builds) >= 2:
+        if not args.no_write and len(builds) >= 2 and sum(1 for c in clustering_only if c["max_train_size"]) >= 2:
             write_all(summarise(builds, clustering_only, info, started))
     result = summarise(builds, clustering_only, info, started)
     print(json.dumps(result["projected_10m"], indent=2, ensure_ascii=False))
