@@ -376,6 +376,12 @@ def _comparison(runs: list[dict]) -> dict | None:
     return None
 
 
+def _measured_builds(result: dict) -> list[dict]:
+    """The build rows of a written result as run_child returned them (derived copies dropped)."""
+    return [{k: v for k, v in b.items() if k not in ("stage_seconds", "clustering_peak_rss_incl_mapped_gb")}
+            for b in result["sizes"]]
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="50000,200000,1000000", help="full builds")
@@ -398,8 +404,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.summarise_only:
         old = json.loads(RESULTS.read_text(encoding="utf-8"))
-        builds = [{k: v for k, v in b.items() if k not in ("stage_seconds", "clustering_peak_rss_incl_mapped_gb")}
-                  for b in old["sizes"]]
+        builds = _measured_builds(old)
         result = summarise(builds, old["clustering_only"], old["run"], time.perf_counter() - old["run"]["seconds"])
         result["run"]["load"] = old["run"]["load"]
         result["run"]["summarised_again"] = "derived figures recomputed with --summarise-only from the measured rows"
@@ -421,16 +426,14 @@ def main(argv=None) -> int:
     info = run_info(argv)
     started = time.perf_counter()
     builds, clustering_only = [], []
+    old = json.loads(RESULTS.read_text(encoding="utf-8")) if args.reuse_clustering_only or args.keep_builds else None
     if args.reuse_clustering_only:
-        old = json.loads(RESULTS.read_text(encoding="utf-8"))
         clustering_only = old["clustering_only"]
         args.cluster_sizes = args.compare = ""
         info["clustering_only_reused"] = (f"Clustering-only rows kept from the run of {old['run']['date']} "
                                           "(--reuse-clustering-only)")
     if args.keep_builds:
-        old = json.loads(RESULTS.read_text(encoding="utf-8"))
-        builds = [{k: v for k, v in b.items() if k not in ("stage_seconds", "clustering_peak_rss_incl_mapped_gb")}
-                  for b in old["sizes"]]
+        builds = _measured_builds(old)
         args.sizes = ""
         info["builds_kept"] = (f"Full builds kept from the run of {old['run']['date']} (`{old['run']['command']}`); "
                                "the clustering-only runs were measured after them (--keep-builds)")

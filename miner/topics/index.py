@@ -15,6 +15,7 @@ import json
 import math
 import os
 import shutil
+import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -121,28 +122,32 @@ class VectorIndex(BaseEstimator):
         k = max(1, min(k, self.ntotal))
         return self.index_.search(Q, k)
 
-    @property
-    def lists_file(self) -> Path | None:
-        """The file holding the inverted lists when they live on disk, else None."""
+    def _lists_on_disk(self):
+        """The index's ``OnDiskInvertedLists`` when its inverted lists live in a file, else None."""
         if not _is_ivf(self.index_):
             return None
         lists = faiss.downcast_InvertedLists(faiss.extract_index_ivf(self.index_).invlists)
-        return Path(lists.filename) if isinstance(lists, faiss.OnDiskInvertedLists) and lists.filename else None
+        return lists if isinstance(lists, faiss.OnDiskInvertedLists) and lists.filename else None
+
+    @property
+    def lists_file(self) -> Path | None:
+        """The file holding the inverted lists when they live on disk, else None."""
+        on_disk = self._lists_on_disk()
+        return Path(on_disk.filename) if on_disk is not None else None
 
     def save(self, path: str | Path) -> None:
         """Write ``<path>`` (FAISS binary) and ``<path>.json`` (constructor arguments, fitted factory)
         atomically; inverted lists on disk go to ``<path>.ivfdata`` (hard-linked when on the same
         disk, else copied)."""
         path = Path(path)
-        lists = self.lists_file
-        if lists is None:
+        on_disk = self._lists_on_disk()
+        if on_disk is None:
             with atomic_path(path) as tmp:
                 faiss.write_index(self.index_, str(tmp))
         else:
-            target = path.with_name(path.name + LISTS_SUFFIX)
+            lists, target = Path(on_disk.filename), path.with_name(path.name + LISTS_SUFFIX)
             if lists.resolve() != target.resolve():
                 _link_or_copy(lists, target)
-            on_disk = faiss.downcast_InvertedLists(faiss.extract_index_ivf(self.index_).invlists)
             on_disk.filename = str(target)     # found beside the index file on load (ONDISK_SAME_DIR)
             try:
                 with atomic_path(path) as tmp:
@@ -238,7 +243,6 @@ def _link_or_copy(source: Path, target: Path) -> None:
 def _c_stdout_silenced():
     """Drop what C code prints to stdout meanwhile (faiss's on-disk lists report every file they
     map or resize); Python's own ``sys.stdout`` is flushed first, so nothing of ours is lost."""
-    import sys
     libc = ctypes.CDLL(None)
     sys.stdout.flush()
     saved = os.dup(1)
