@@ -1,7 +1,8 @@
 import pytest
 import numpy as np
 
-from miner.topics.index import VectorIndex, choose_factory
+from miner.topics import index as index_module
+from miner.topics.index import MAX_NLIST, MAX_TRAIN_ROWS, VectorIndex, choose_factory, training_rows
 
 
 def _clustered(n, d=32, centers=50, seed=0):
@@ -13,7 +14,29 @@ def _clustered(n, d=32, centers=50, seed=0):
 
 def test_factory_chosen_by_size():
     assert choose_factory(5_000) == "Flat"
-    assert choose_factory(1_000_000).startswith("IVF")
+    assert choose_factory(1_000_000) == "IVF4096,Flat"
+    assert choose_factory(10_000_000) == f"IVF{MAX_NLIST},Flat"       # 4·√n would be 16,384
+
+
+def test_training_sample_stops_growing_with_the_corpus():
+    assert training_rows(5_000, 128, seed=0) == slice(None)
+    small, large = training_rows(1_000_000, 4096, 0), training_rows(10_000_000, MAX_NLIST, 0)
+    assert len(small) == len(large) == MAX_TRAIN_ROWS
+    assert np.all(np.diff(large) > 0) and large[-1] < 10_000_000      # sorted, distinct, in range
+
+
+def test_ivf_trained_on_a_sample_keeps_recall_and_leaves_the_input_alone(monkeypatch):
+    monkeypatch.setattr(index_module, "MAX_TRAIN_ROWS", 2_000)        # 20,000 rows: trained on 2,000
+    X = _clustered(20_000) * 3.0                                      # not unit length: copied, not normalised in place
+    before = X.copy()
+    Q = _clustered(200, seed=1)
+    _, gt = VectorIndex(factory="Flat").fit(X).search(Q, 10)
+    _, got = VectorIndex(factory="IVF128,Flat", nprobe=16).fit(X).search(Q, 10)
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(gt, got)])
+    assert recall >= 0.9, recall
+    assert np.array_equal(X, before)
+    VectorIndex(factory="IVF64,Flat").fit(X[:4_000])                 # every row trained on: a copy too
+    assert np.array_equal(X, before)
 
 
 def test_flat_search_is_exact_cosine(review_vectors):
