@@ -27,6 +27,30 @@ def test_keywords_of_real_categories(reviews_4cats, review_vectors):
     assert "手机" in top["手机"]
 
 
+def test_blockwise_class_counts_equal_one_notes_by_terms_matrix(reviews_4cats, review_vectors, monkeypatch):
+    """c-TF-IDF summed over blocks of notes is the same matrix (and vocabulary) as from one
+    CountVectorizer over the whole corpus (what it replaced: O(corpus) memory)."""
+    import scipy.sparse as sp
+    from sklearn.feature_extraction.text import CountVectorizer
+    from miner.topics import label
+    tokens, _ = review_vectors
+    labels = reviews_4cats["cat"].astype("category").cat.codes.to_numpy()
+    vectorizer = CountVectorizer(analyzer=lambda t: t, min_df=2, lowercase=False)
+    counts = vectorizer.fit_transform(tokens)
+    classes = np.unique(labels)
+    member = sp.csr_matrix((np.ones(len(labels)), (np.searchsorted(classes, labels), np.arange(len(labels)))))
+    whole = (member @ counts).toarray()
+
+    blocks = label._class_counts(list(tokens), np.searchsorted(classes, labels), len(classes),
+                                 label._vocabulary(tokens, 2), chunk_rows=97)      # many uneven blocks
+    assert list(label._vocabulary(tokens, 2)) == list(vectorizer.get_feature_names_out())
+    assert np.array_equal(blocks.toarray(), whole)
+    # every term below min_df: all terms, as CountVectorizer's fallback gave
+    assert list(label._vocabulary([["甲"], ["乙"]], 2)) == ["乙", "甲"]
+    with pytest.raises(ValueError, match="empty vocabulary"):
+        ClassTfidf().fit([[], []], [0, 1])
+
+
 def test_short_label_skips_contained_keywords():
     assert short_label(["露营", "露营装备", "天幕", "平价"]) == "露营·天幕·平价"
     assert short_label([]) == "未命名话题"

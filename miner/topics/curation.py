@@ -109,8 +109,9 @@ def topic_tables(config: MinerConfig, notes: pd.DataFrame, embeddings: np.ndarra
     cache = EmbeddingCache(config.embedding_cache_dir) if embedder is not None else None
     sizes = np.bincount(pos[pos >= 0], minlength=len(tids)).astype(int)
     kept = _unchanged_labels(keep_labels, tids, sizes)
+    token_lists = [t if isinstance(t, list) else schema.list_cell(t) for t in notes["tokens"]]   # lists shared
     labeler = TopicLabeler(config.n_keywords, config.n_representatives, embedder=embedder, word_cache=cache).fit(
-        [schema.list_cell(t) for t in notes["tokens"]], pos, embeddings, centroids, tags=tags,
+        token_lists, pos, embeddings, centroids, tags=tags,
         only=[i for i, t in enumerate(tids) if int(t) not in kept])
     state = registry.set_index("topic_id") if len(registry) else pd.DataFrame(columns=CURATED_FIELDS)
     note_ids = notes[schema.NOTE_ID].astype(str).to_numpy()

@@ -23,6 +23,7 @@
 """
 from __future__ import annotations
 
+from array import array
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -31,6 +32,7 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator
 from sklearn.feature_extraction.text import CountVectorizer
 
+from miner.topics.blocks import row_blocks
 from miner.schema import OUTLIER, split_tags  # noqa: F401  (OUTLIER: re-exported)
 
 NEAR_DUPLICATE = 0.97   # cosine above which two notes count as copies of each other
@@ -63,18 +65,11 @@ class ClassTfidf(BaseEstimator):
         labels = np.asarray(labels)
         if len(token_lists) != len(labels):
             raise ValueError(f"{len(token_lists)} token lists but {len(labels)} labels")
-        self._vectorizer = CountVectorizer(analyzer=_identity, min_df=self.min_df, lowercase=False)
-        try:
-            counts = self._vectorizer.fit_transform(token_lists)
-        except ValueError:   # every token below min_df: fall back to all tokens
-            self._vectorizer = CountVectorizer(analyzer=_identity, min_df=1, lowercase=False)
-            counts = self._vectorizer.fit_transform(token_lists)
-        self.vocabulary_ = self._vectorizer.get_feature_names_out()
+        token_lists = token_lists if isinstance(token_lists, list) else list(token_lists)   # sliced by position
+        self.vocabulary_ = _vocabulary(token_lists, self.min_df)
         self.classes_ = np.unique(labels)
-        member = sp.csr_matrix((np.ones(len(labels)), (np.searchsorted(self.classes_, labels),
-                                                      np.arange(len(labels)))),
-                               shape=(len(self.classes_), len(labels)))
-        class_counts = (member @ counts).tocsr().astype(np.float64)
+        class_counts = _class_counts(token_lists, np.searchsorted(self.classes_, labels), len(self.classes_),
+                                     self.vocabulary_).astype(np.float64)
         tf = sp.diags(1.0 / np.maximum(np.asarray(class_counts.sum(axis=1)).ravel(), 1)) @ class_counts
         freq = np.asarray(class_counts.sum(axis=0)).ravel()
         avg = class_counts.sum() / max(len(self.classes_), 1)
@@ -83,6 +78,7 @@ class ClassTfidf(BaseEstimator):
         else:
             idf = np.log(1 + avg / np.maximum(freq, 1))
         self.ctfidf_ = (tf @ sp.diags(idf)).tocsr()
+        self.ctfidf_.sort_indices()    # ties in top_terms: vocabulary order
         return self
 
     def top_terms(self, class_id, n: int = 10) -> list[tuple[str, float]]:
@@ -92,6 +88,34 @@ class ClassTfidf(BaseEstimator):
         vec = self.ctfidf_.getrow(row)
         order = np.argsort(-vec.data, kind="stable")[:n]
         return [(str(self.vocabulary_[vec.indices[i]]), float(vec.data[i])) for i in order]
+
+
+def _vocabulary(token_lists, min_df: int) -> np.ndarray:
+    """Sorted terms held by at least ``min_df`` notes (all terms when none is); as
+    ``CountVectorizer(min_df=...)`` chooses them, counted without its notes × terms matrix."""
+    doc_freq: Counter = Counter()
+    for tokens in token_lists:
+        doc_freq.update(set(tokens))
+    terms = sorted(t for t, f in doc_freq.items() if f >= min_df) or sorted(doc_freq)
+    if not terms:
+        raise ValueError("empty vocabulary: the notes hold no tokens")
+    return np.array(terms, dtype=object)
+
+
+def _class_counts(token_lists, rows, n_classes: int, vocabulary, chunk_rows: int = 65_536) -> sp.csr_matrix:
+    """classes × terms token counts, summed block by block of notes: memory holds one block's
+    notes × terms matrix, never the whole corpus's."""
+    vectorizer = CountVectorizer(analyzer=_identity, lowercase=False,
+                                 vocabulary={t: i for i, t in enumerate(vocabulary)})
+    total = sp.csr_matrix((n_classes, len(vocabulary)), dtype=np.int64)
+    for lo, hi in row_blocks(len(token_lists), chunk_rows):
+        counts = vectorizer.transform(token_lists[lo:hi])
+        member = sp.csr_matrix((np.ones(hi - lo, dtype=np.int64), (rows[lo:hi], np.arange(hi - lo))),
+                               shape=(n_classes, hi - lo))
+        total = total + member @ counts
+    total = total.tocsr()
+    total.sort_indices()          # tied c-TF-IDF weights then rank in vocabulary (sorted) order
+    return total
 
 
 def short_label(keywords: list[str], n: int = 3) -> str:
@@ -138,16 +162,21 @@ class TopicLabels:
     is_mixed: bool = False            # coherence below the labeller's min_coherence: 混合话题
 
 
-def doc_term_matrix(token_lists, vocabulary) -> sp.csc_matrix:
-    """Binary notes × terms matrix (1 = the note holds the term) over ``vocabulary``."""
+def doc_term_matrix(token_lists, vocabulary, n_rows: int | None = None) -> sp.csc_matrix:
+    """Binary notes × terms matrix (1 = the note holds the term) over ``vocabulary``.
+    ``token_lists`` may be a generator when ``n_rows`` gives its length."""
     index = {t: i for i, t in enumerate(vocabulary)}
-    rows, cols = [], []
+    rows, cols = array("q"), array("q")          # 8 bytes an entry, not a Python int's 36
+    n = 0
     for r, tokens in enumerate(token_lists):
+        n = r + 1
         for c in {index[t] for t in tokens if t in index}:
             rows.append(r)
             cols.append(c)
-    return sp.csc_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)),
-                         shape=(len(token_lists), len(vocabulary)))
+    n_rows = n if n_rows is None else n_rows
+    return sp.csc_matrix((np.ones(len(rows), dtype=np.float32), (np.frombuffer(rows, np.int64),
+                                                                  np.frombuffer(cols, np.int64))),
+                         shape=(n_rows, len(vocabulary)))
 
 
 def npmi_coherence(words: list[str], doc_terms: sp.csc_matrix, term_index: dict) -> float:
@@ -242,13 +271,13 @@ class TopicLabeler(BaseEstimator):
         if not 0 <= self.keyword_weight <= 1:
             raise ValueError(f"keyword_weight must be in [0, 1], got {self.keyword_weight}")
         topic_ids = np.asarray(topic_ids)
-        token_lists = [list(t) for t in token_lists]
+        token_lists = [t if isinstance(t, list) else list(t) for t in token_lists]    # lists are shared, not copied
         self.ctfidf_ = ClassTfidf(min_df=self.min_df).fit(token_lists, topic_ids)
         candidates = [self._candidates(token_lists, topic_ids, topic, tags) for topic in range(len(centroids))]
         wanted = range(len(centroids)) if only is None else sorted({int(t) for t in only})
         ranked = self._rerank(candidates, embeddings, centroids, wanted)   # all candidates: the same centring
         vocabulary = sorted({w for words in ranked.values() for w, _ in words})
-        doc_terms = doc_term_matrix(self._with_bigrams(token_lists, vocabulary), vocabulary)
+        doc_terms = doc_term_matrix(self._with_bigrams(token_lists, vocabulary), vocabulary, len(token_lists))
         term_index = {t: i for i, t in enumerate(vocabulary)}
         self.topics_ = [None] * len(centroids)
         for topic, words in ranked.items():
@@ -287,9 +316,11 @@ class TopicLabeler(BaseEstimator):
 
     @staticmethod
     def _with_bigrams(token_lists, vocabulary):
-        """Token lists plus the joined bigrams that are in ``vocabulary`` (for co-occurrence)."""
+        """Each token list plus its joined bigrams that are in ``vocabulary`` (for co-occurrence),
+        one note at a time (a generator: the corpus is not copied)."""
         vocab = set(vocabulary)
-        return [list(toks) + [a + b for a, b in zip(toks, toks[1:]) if a + b in vocab] for toks in token_lists]
+        for toks in token_lists:
+            yield [*toks, *(a + b for a, b in zip(toks, toks[1:]) if a + b in vocab)]
 
     # -- re-ranking -------------------------------------------------------------------------------------
     def _rerank(self, candidates, embeddings, centroids, wanted) -> dict[int, list[tuple[str, float]]]:
