@@ -123,3 +123,13 @@ def test_real_model_end_to_end(review_notes, tmp_path):
     members = snap.assignments.merge(review_notes[["note_id", "category"]], on="note_id")
     share = lambda topic, cat: (members.loc[members.topic_id == topic, "category"] == cat).mean()   # noqa: E731
     assert share(hotel, "酒店") > 0.5 and share(phone, "手机") > 0.5
+
+
+def test_notes_are_sorted_by_id_once_and_a_sorted_frame_is_not_copied(review_notes):
+    from miner.topics.pipeline import sorted_by_note_id
+    shuffled = review_notes.sample(frac=1.0, random_state=0)
+    ordered = sorted_by_note_id(shuffled)
+    assert ordered["note_id"].is_monotonic_increasing and list(ordered.index) == list(range(len(ordered)))
+    assert sorted(shuffled["note_id"]) == list(ordered["note_id"])
+    assert sorted_by_note_id(ordered) is ordered                   # already in order: no second copy
+    assert sorted_by_note_id(ordered.set_index(ordered.index + 1)) is not ordered   # not a 0…n−1 index
