@@ -469,7 +469,8 @@ def summarise(builds, clustering_only, info, started) -> dict:
     at_1m = next((c for c in sampled if c["n"] == 1_000_000), max(sampled, key=lambda c: c["n"]))
     result = {
         "data": (f"Texts: the demo corpus's {builds[0]['source_notes']:,} real notes replicated (unique title "
-                 f"marker, publish time ±20 days). Vectors: SYNTHETIC — the demo notes' real e5 int8 embeddings "
+                 f"marker, publish time ±20 days; copies share their body, tag and category strings, so "
+                 f"distinct texts hold more: pandas' deep memory_usage of the notes table is ~0.74 KB a note). Vectors: SYNTHETIC — the demo notes' real e5 int8 embeddings "
                  f"plus N(0, {NOISE}²) noise per dimension, re-normalised, stored in the build's cache beforehand "
                  "(the embedding stage is a cache read; embedding itself is projected from embed_speed.json). "
                  f"TopicClusterer(max_train_size={MAX_TRAIN_SIZE:,}), blocks of {CHUNK_ROWS:,} notes. "
