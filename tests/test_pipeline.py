@@ -133,3 +133,43 @@ def test_notes_are_sorted_by_id_once_and_a_sorted_frame_is_not_copied(review_not
     assert sorted(shuffled["note_id"]) == list(ordered["note_id"])
     assert sorted_by_note_id(ordered) is ordered                   # already in order: no second copy
     assert sorted_by_note_id(ordered.set_index(ordered.index + 1)) is not ordered   # not a 0…n−1 index
+
+
+def test_segmenting_and_embedding_in_text_chunks_gives_the_same_snapshot(tmp_path, review_notes, monkeypatch):
+    """Texts are made a chunk at a time (memory): tokens, vectors, data hash and topics equal the
+    one-chunk build, and a text repeated in a later chunk is embedded once (a cache hit)."""
+    from miner.config import MinerConfig
+    from miner.topics import pipeline
+
+    class CountingEmbedder(HashingEmbedder):
+        def encode(self, texts, kind="passage", show_progress=None):
+            if kind == "passage":                                           # notes, not label words
+                self.seen = getattr(self, "seen", 0) + len(texts)
+            return super().encode(texts, kind=kind, show_progress=show_progress)
+
+    notes = review_notes.copy()
+    notes.loc[notes.index[-1], ["title", "body"]] = notes.loc[notes.index[0], ["title", "body"]].to_numpy()
+    snaps = []
+    for name, chunk in (("one", pipeline.TEXT_CHUNK_ROWS), ("many", 37)):
+        monkeypatch.setattr(pipeline, "TEXT_CHUNK_ROWS", chunk)
+        config = MinerConfig(models_dir=tmp_path / name / "models", workspace_dir=tmp_path / name / "ws",
+                             embedding_model="hashing", min_topic_size=10)
+        embedder = CountingEmbedder()
+        stages = []
+        result = build_topics(config, notes, embedder=embedder, show_progress=False,
+                              on_progress=lambda stage, frac: stages.append((stage, frac)))
+        snaps.append(load_snapshot(config))
+        assert embedder.seen == len(set(notes_texts(notes)))                # every distinct text once
+        assert 0 < result.embedded_new <= len(notes)
+        assert [f for _, f in stages] == sorted(f for _, f in stages)
+    one, many = snaps
+    assert one.meta["data_hash"] == many.meta["data_hash"] == persist_hash(notes)
+    assert [list(t) for t in one.notes["tokens"]] == [list(t) for t in many.notes["tokens"]]
+    np.testing.assert_allclose(one.embeddings, many.embeddings, atol=1e-6)
+    assert one.assignments["topic_id"].tolist() == many.assignments["topic_id"].tolist()
+
+
+def persist_hash(notes):
+    from miner.topics.pipeline import data_hash, sorted_by_note_id
+    ordered = sorted_by_note_id(notes)
+    return data_hash(ordered, notes_texts(ordered))

@@ -29,6 +29,7 @@ from miner.topics.snapshot import Snapshot
 from miner.topics.segment import make_segmenter, note_text  # noqa: F401  (make_segmenter: re-exported)
 
 ProgressFn = Callable[[str, float], None]
+TEXT_CHUNK_ROWS = 262_144     # notes whose texts (and cache keys) are in memory at once while segmenting and embedding
 
 
 @dataclass
@@ -101,14 +102,13 @@ def scratch_dir(config: MinerConfig) -> Path:
 def build_topics(config: MinerConfig, notes: pd.DataFrame, embedder=None, show_progress: bool = True,
                  on_progress: ProgressFn | None = None, run_id: str | None = None) -> BuildResult:
     """Mine topics from ``notes`` (notes schema) and write a snapshot; return a summary."""
-    from miner.topics.embed import EmbeddingCache, cached_encode, embedding_meta, get_embedder
+    from miner.topics.embed import EmbeddingCache, embedding_meta, get_embedder
 
     started = time.perf_counter()
     report = on_progress or (lambda stage, frac: None)
     if len(notes) == 0:
         raise ValueError("no notes to build topics from; ingest notes first (python -m miner ingest FILE)")
     notes = sorted_by_note_id(notes)
-    texts = notes_texts(notes)
 
     embedder = embedder or get_embedder(config)
     cache = EmbeddingCache(config.embedding_cache_dir)
@@ -116,17 +116,10 @@ def build_topics(config: MinerConfig, notes: pd.DataFrame, embedder=None, show_p
     try:
         # Embeddings live in a memory-mapped file: the build never holds them in RAM twice.
         embeddings = np.lib.format.open_memmap(scratch / "embeddings.npy", mode="w+", dtype=np.float32,
-                                               shape=(len(texts), int(embedder.dim)))
+                                               shape=(len(notes), int(embedder.dim)))
         with make_executor(config) as executor:          # local (default) or a Ray cluster, started once
-            report("分词 segmenting", 0.05)
-            tokens = executor.segment(texts, n_jobs=-1, show_progress=show_progress)
-
-            report("向量化 embedding", 0.15)
-            cached_encode(executor.embedder(embedder), texts, cache, show_progress=show_progress,
-                          on_progress=lambda done, total: report(
-                              f"向量化 embedding {done}/{total}", 0.15 + 0.6 * done / total), out=embeddings)
-        digest = data_hash(notes, texts)
-        del texts                                       # built from the notes again when needed (0.25 GB per 1M notes)
+            tokens, digest, embedded_new = _segment_and_embed(executor, embedder, notes, cache, embeddings,
+                                                              show_progress, report)
         normalize_rows_inplace(embeddings)              # the values as_float32_normalized gives
         embeddings.flush()
 
@@ -174,8 +167,41 @@ def build_topics(config: MinerConfig, notes: pd.DataFrame, embedder=None, show_p
                         f"min_topic_size={config.min_topic_size} 篇笔记, {len(notes)} 篇笔记容纳不下更多 "
                         f"(requested n_topics={config.n_topics}; smaller clusters were merged or marked outliers)")
     return BuildResult(run_id=run_id, path=str(path), n_notes=len(notes), n_topics=clusterer.n_topics_,
-                       outlier_share=float(np.mean(labels < 0)), embedded_new=int(cache.last_stats.misses),
+                       outlier_share=float(np.mean(labels < 0)), embedded_new=embedded_new,
                        seconds=time.perf_counter() - started, warnings=warnings)
+
+
+def _segment_and_embed(executor, embedder, notes: pd.DataFrame, cache, embeddings: np.ndarray,
+                       show_progress: bool, report: ProgressFn) -> tuple[list[list[str]], str, int]:
+    """Tokens of every note, the data hash, and how many notes were newly embedded; vectors go to
+    ``embeddings``. Texts are made ``TEXT_CHUNK_ROWS`` notes at a time, once for segmentation and
+    once for embedding, so neither they nor the cache's per-note keys are held for the corpus."""
+    from miner.topics.embed import cached_encode
+    chunks = row_blocks(len(notes), TEXT_CHUNK_ROWS)
+    ids = notes[schema.NOTE_ID].astype(str)
+    streamed = ids.is_monotonic_increasing and ids.is_unique     # then data_hash's order is row order
+    hasher, embedded_new, tokens = hashlib.sha1(), 0, []
+
+    report("分词 segmenting", 0.05)
+    for lo, hi in chunks:
+        tokens.extend(executor.segment(notes_texts(notes.iloc[lo:hi]), n_jobs=-1, show_progress=show_progress))
+
+    report("向量化 embedding", 0.15)
+    remote = executor.embedder(embedder)
+    for i, (lo, hi) in enumerate(chunks):
+        texts = notes_texts(notes.iloc[lo:hi])
+        batch = f" (第 {i + 1}/{len(chunks)} 批 batch)" if len(chunks) > 1 else ""
+
+        def progress(done, total, lo=lo, hi=hi, batch=batch):
+            report(f"向量化 embedding {done}/{total}{batch}", 0.15 + 0.6 * (lo + (hi - lo) * done / total) / len(notes))
+        cached_encode(remote, texts, cache, show_progress=show_progress, on_progress=progress, out=embeddings[lo:hi])
+        embedded_new += int(cache.last_stats.misses)
+        if streamed:
+            for nid, text in zip(ids.iloc[lo:hi], texts):
+                hasher.update(nid.encode())
+                hasher.update(text.encode())
+    digest = hasher.hexdigest()[:12] if streamed else data_hash(notes, notes_texts(notes))
+    return tokens, digest, embedded_new
 
 
 def _previous_topics(config: MinerConfig, model_id: str):
