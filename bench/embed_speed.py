@@ -147,9 +147,27 @@ def main(argv=None) -> None:
     values = {"int8_over_torch": result["int8_over_torch"], "nmi_loss_max": max(result["nmi_loss"].values()),
               "ray_2_over_1_workers": result["ray_2_over_1_workers"]}
     result["targets_met"] = {k: (values[k] >= t if op == ">=" else values[k] <= t) for k, (op, t) in TARGETS.items()}
+    result["previous_runs"] = previous_runs(RESULTS)
     RESULTS.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     write_markdown(result, rows)
     print(json.dumps(result["targets_met"]))
+
+
+def run_summary(result: dict) -> dict:
+    """The headline figures of one run (kept when a later run replaces it: the ratio depends on the CPU)."""
+    return {"date": result["run"]["date"], "machine": result["run"]["machine"],
+            "int8_over_torch": {k: v["int8_over_torch"] for k, v in result["speed"].items()},
+            "notes_per_s": {k: {m: v[m] for m in ("torch fp32", "onnx fp32", "onnx int8")}
+                            for k, v in result["speed"].items()},
+            "ray_2_over_1_workers": result["ray_2_over_1_workers"], "targets_met": result["targets_met"]}
+
+
+def previous_runs(path: Path, keep: int = 6) -> list[dict]:
+    """The runs before this one, oldest first: the file's own history plus the run it holds."""
+    if not path.exists():
+        return []
+    old = json.loads(path.read_text(encoding="utf-8"))
+    return (old.get("previous_runs", []) + [run_summary(old)])[-keep:]
 
 
 def write_markdown(result: dict, rows: list[dict]) -> None:
@@ -167,6 +185,17 @@ def write_markdown(result: dict, rows: list[dict]) -> None:
     lines += ["", f"Ray, one CPU per actor: 1 worker {ray['notes_per_s_1_worker']} notes/s, 2 workers "
               f"{ray['notes_per_s_2_workers']} notes/s → **{ray['ratio']}×** (target ≥ 1.6).",
               f"Targets met: {result['targets_met']}.", ""]
+    if result.get("previous_runs"):
+        lines += ["Earlier runs, each host kept (the ratio depends on the CPU: how fast torch's fp32 kernels are "
+                  "against ONNX Runtime's as much as int8 itself):", "",
+                  "| date | machine | int8_over_torch (titles / notes) | notes/s torch → int8 (notes) | Ray 2÷1 |",
+                  "|---|---|---|---|---|"]
+        for run in result["previous_runs"]:
+            ratios = " / ".join(str(v) for v in run["int8_over_torch"].values())
+            notes = run["notes_per_s"].get("~75-char notes", {})
+            lines.append(f"| {run['date']} | {run['machine']} | {ratios} | "
+                         f"{notes.get('torch fp32')} → {notes.get('onnx int8')} | {run['ray_2_over_1_workers']} |")
+        lines.append("")
     replace_results_section("## Embedding speed: torch fp32 vs ONNX int8", lines, RESULTS_MD)
 
 
