@@ -52,18 +52,29 @@ def _conformed(table: pa.Table, schema: pa.Schema) -> pa.Table:
     return table.replace_schema_metadata(schema.metadata)
 
 
-def write_parquet(frame: pd.DataFrame, path: str | os.PathLike, rows_per_group: int = ROWS_PER_GROUP) -> None:
+def write_parquet(frame: pd.DataFrame, path: str | os.PathLike, rows_per_group: int = ROWS_PER_GROUP,
+                  extra_columns: dict[str, tuple] | None = None) -> None:
     """Write ``frame`` (index dropped) to ``path`` as parquet, converting ``rows_per_group`` rows at
     a time. A frame whose slices do not share one Arrow schema (mixed types in a column) is written
-    whole, as ``to_parquet`` would."""
+    whole, as ``to_parquet`` would.
+
+    ``extra_columns``: ``{name: (values, arrow_type)}``, columns appended after the frame's, taken
+    ``values[lo:hi]`` a row group at a time (a sequence kept out of the frame, e.g. token lists on
+    disk); the file reads back as if the frame had held them."""
+    extra = extra_columns or {}
     if len(frame) <= rows_per_group:
-        frame.to_parquet(path, index=False)
+        frame.assign(**{name: list(values) for name, (values, _) in extra.items()}).to_parquet(path, index=False)
         return
-    schema = frame_schema(frame, probe_rows=min(rows_per_group, 1_000))
+
+    def with_extra(chunk: pd.DataFrame, lo: int) -> pd.DataFrame:
+        return chunk.assign(**{name: values[lo:lo + len(chunk)] for name, (values, _) in extra.items()})
+    schema = frame_schema(with_extra(frame.iloc[:1_000], 0), probe_rows=min(rows_per_group, 1_000))
+    for name, (_, arrow_type) in extra.items():
+        schema = schema.set(schema.get_field_index(name), pa.field(name, arrow_type))
     try:
         with pq.ParquetWriter(path, schema) as writer:
             for start in range(0, len(frame), rows_per_group):
-                chunk = frame.iloc[start:start + rows_per_group]
+                chunk = with_extra(frame.iloc[start:start + rows_per_group], start)
                 writer.write_table(_conformed(pa.Table.from_pandas(chunk, preserve_index=False), schema))
-    except pa.ArrowException:   # invalid, type or not-implemented cast
-        frame.to_parquet(path, index=False)
+    except pa.ArrowException:   # invalid, type or not-implemented cast: the whole frame at once
+        frame.assign(**{name: list(values) for name, (values, _) in extra.items()}).to_parquet(path, index=False)

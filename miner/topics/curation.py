@@ -36,11 +36,13 @@ def _resolve(start: int, into: dict[int, int]) -> int:
     return tid
 
 
-def curated_ids(raw_ids, registry: pd.DataFrame, splits: pd.DataFrame, notes: pd.DataFrame) -> np.ndarray:
+def curated_ids(raw_ids, registry: pd.DataFrame, splits: pd.DataFrame, notes: pd.DataFrame,
+                tokens=None) -> np.ndarray:
     """Shown topic of each note: raw id → hand merges (``curated_into``) → split rules.
 
     ``notes`` row i ↔ ``raw_ids[i]``; split rules match a keyword (a token of the note, or a
-    substring of its title/body) or list note ids.
+    substring of its title/body) or list note ids. ``tokens`` (a build's
+    :class:`~miner.topics.tokens.TokenTable`) stands in for a ``tokens`` column.
     """
     raw = np.asarray(raw_ids, dtype=np.int64)
     into = {int(t): int(c) for t, c in zip(registry["topic_id"], registry["curated_into"]) if pd.notna(c)}
@@ -48,7 +50,8 @@ def curated_ids(raw_ids, registry: pd.DataFrame, splits: pd.DataFrame, notes: pd
     out = np.array([lookup.get(int(t), int(t)) for t in raw], dtype=np.int64)
     if len(splits) == 0:
         return out
-    tokens = notes["tokens"] if "tokens" in notes else pd.Series([[]] * len(notes))
+    if tokens is None:
+        tokens = notes["tokens"] if "tokens" in notes else pd.Series([[]] * len(notes))
     text = notes[schema.TITLE].fillna("").astype(str) + " " + notes[schema.BODY].fillna("").astype(str)
     note_ids = notes[schema.NOTE_ID].astype(str)
     for rule in splits.sort_values("rule_id").itertuples():
@@ -88,20 +91,22 @@ RELABEL_SIZE_CHANGE = 0.1   # an update relabels a topic whose size moved by mor
 
 
 def topic_tables(config: MinerConfig, notes: pd.DataFrame, embeddings: np.ndarray, raw_ids, scores,
-                 registry: pd.DataFrame, splits: pd.DataFrame, embedder=None, keep_labels: pd.DataFrame | None = None):
+                 registry: pd.DataFrame, splits: pd.DataFrame, embedder=None, keep_labels: pd.DataFrame | None = None,
+                 tokens=None):
     """(topics, assignments, centroids) of a snapshot from raw topics and the curation state.
 
     Topics rows are in ascending ``topic_id`` order; ``centroids`` row i ↔ topics row i.
     ``keep_labels`` (an update: the serving snapshot's topics): a topic in it whose size moved by
     at most ``RELABEL_SIZE_CHANGE`` keeps its automatic label, keywords and representative notes,
     so daily updates do not rename topics over a few notes (a rebuild relabels every topic).
+    ``tokens``: a build's :class:`~miner.topics.tokens.TokenTable`, used instead of a ``tokens`` column.
     """
     from miner.topics.embed import EmbeddingCache
     from miner.topics.label import TopicLabeler
     from miner.topics.pipeline import topic_centroids
 
     raw = np.asarray(raw_ids, dtype=np.int64)
-    shown = curated_ids(raw, registry, splits, notes)
+    shown = curated_ids(raw, registry, splits, notes, tokens)
     tids = np.array(sorted({int(t) for t in shown if t >= 0}), dtype=np.int64)
     pos = np.where(shown >= 0, np.searchsorted(tids, np.maximum(shown, 0)), -1)
     centroids = topic_centroids(embeddings, pos, len(tids))
@@ -109,7 +114,8 @@ def topic_tables(config: MinerConfig, notes: pd.DataFrame, embeddings: np.ndarra
     cache = EmbeddingCache(config.embedding_cache_dir) if embedder is not None else None
     sizes = np.bincount(pos[pos >= 0], minlength=len(tids)).astype(int)
     kept = _unchanged_labels(keep_labels, tids, sizes)
-    token_lists = [t if isinstance(t, list) else schema.list_cell(t) for t in notes["tokens"]]   # lists shared
+    token_lists = tokens if tokens is not None else [
+        t if isinstance(t, list) else schema.list_cell(t) for t in notes["tokens"]]   # lists shared, not copied
     labeler = TopicLabeler(config.n_keywords, config.n_representatives, embedder=embedder, word_cache=cache).fit(
         token_lists, pos, embeddings, centroids, tags=tags,
         only=[i for i, t in enumerate(tids) if int(t) not in kept])

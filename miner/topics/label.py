@@ -33,6 +33,7 @@ from sklearn.base import BaseEstimator
 from sklearn.feature_extraction.text import CountVectorizer
 
 from miner.topics.blocks import row_blocks
+from miner.topics.tokens import TokenTable
 from miner.schema import OUTLIER, split_tags  # noqa: F401  (OUTLIER: re-exported)
 
 NEAR_DUPLICATE = 0.97   # cosine above which two notes count as copies of each other
@@ -65,7 +66,8 @@ class ClassTfidf(BaseEstimator):
         labels = np.asarray(labels)
         if len(token_lists) != len(labels):
             raise ValueError(f"{len(token_lists)} token lists but {len(labels)} labels")
-        token_lists = token_lists if isinstance(token_lists, list) else list(token_lists)   # sliced by position
+        if not isinstance(token_lists, (list, TokenTable)):   # sliced by position below
+            token_lists = list(token_lists)
         self.vocabulary_ = _vocabulary(token_lists, self.min_df)
         self.classes_ = np.unique(labels)
         class_counts = _class_counts(token_lists, np.searchsorted(self.classes_, labels), len(self.classes_),
@@ -271,7 +273,8 @@ class TopicLabeler(BaseEstimator):
         if not 0 <= self.keyword_weight <= 1:
             raise ValueError(f"keyword_weight must be in [0, 1], got {self.keyword_weight}")
         topic_ids = np.asarray(topic_ids)
-        token_lists = [t if isinstance(t, list) else list(t) for t in token_lists]    # lists are shared, not copied
+        if not isinstance(token_lists, TokenTable):     # a table on disk is read a note or a block at a time
+            token_lists = [t if isinstance(t, list) else list(t) for t in token_lists]    # lists shared, not copied
         self.ctfidf_ = ClassTfidf(min_df=self.min_df).fit(token_lists, topic_ids)
         candidates = [self._candidates(token_lists, topic_ids, topic, tags) for topic in range(len(centroids))]
         wanted = range(len(centroids)) if only is None else sorted({int(t) for t in only})

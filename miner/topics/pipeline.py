@@ -26,6 +26,7 @@ from miner.topics.executor import make_executor
 from miner.config import MinerConfig
 from miner.topics.index import VectorIndex
 from miner.topics.snapshot import Snapshot
+from miner.topics.tokens import TokenTable, TokenTableWriter
 from miner.topics.segment import make_segmenter, note_text  # noqa: F401  (make_segmenter: re-exported)
 
 ProgressFn = Callable[[str, float], None]
@@ -119,7 +120,7 @@ def build_topics(config: MinerConfig, notes: pd.DataFrame, embedder=None, show_p
                                                shape=(len(notes), int(embedder.dim)))
         with make_executor(config) as executor:          # local (default) or a Ray cluster, started once
             tokens, digest, embedded_new = _segment_and_embed(executor, embedder, notes, cache, embeddings,
-                                                              show_progress, report)
+                                                              scratch, show_progress, report)
         normalize_rows_inplace(embeddings)              # the values as_float32_normalized gives
         embeddings.flush()
 
@@ -133,8 +134,6 @@ def build_topics(config: MinerConfig, notes: pd.DataFrame, embedder=None, show_p
         labels = clusterer.labels_
 
         report("标注 labelling", 0.85)
-        notes_out = notes.copy(deep=False)             # the columns are shared, not copied (~0.1 GB per 1M notes)
-        notes_out["tokens"] = tokens
 
         report("索引 indexing", 0.92)
         note_index = VectorIndex(seed=config.seed).fit(embeddings, lists_dir=scratch)   # IVF lists: on disk
@@ -156,8 +155,8 @@ def build_topics(config: MinerConfig, notes: pd.DataFrame, embedder=None, show_p
             "versions": _library_versions(),
         }
         report("写入 writing", 0.95)
-        path = _write_with_registry(config, run_id, meta, notes_out, embeddings, clusterer, note_index, previous,
-                                    embedder)
+        path = _write_with_registry(config, run_id, meta, notes, tokens, embeddings, clusterer, note_index,
+                                    previous, embedder)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     report("完成 done", 1.0)
@@ -171,20 +170,22 @@ def build_topics(config: MinerConfig, notes: pd.DataFrame, embedder=None, show_p
                        seconds=time.perf_counter() - started, warnings=warnings)
 
 
-def _segment_and_embed(executor, embedder, notes: pd.DataFrame, cache, embeddings: np.ndarray,
-                       show_progress: bool, report: ProgressFn) -> tuple[list[list[str]], str, int]:
-    """Tokens of every note, the data hash, and how many notes were newly embedded; vectors go to
-    ``embeddings``. Texts are made ``TEXT_CHUNK_ROWS`` notes at a time, once for segmentation and
-    once for embedding, so neither they nor the cache's per-note keys are held for the corpus."""
+def _segment_and_embed(executor, embedder, notes: pd.DataFrame, cache, embeddings: np.ndarray, scratch: Path,
+                       show_progress: bool, report: ProgressFn) -> tuple[TokenTable, str, int]:
+    """Tokens of every note (a :class:`TokenTable` in ``scratch``), the data hash, and how many
+    notes were newly embedded; vectors go to ``embeddings``. Texts are made ``TEXT_CHUNK_ROWS``
+    notes at a time, once for segmentation and once for embedding, so neither they, the cache's
+    per-note keys nor the token lists are held for the whole corpus."""
     from miner.topics.embed import cached_encode
     chunks = row_blocks(len(notes), TEXT_CHUNK_ROWS)
     ids = notes[schema.NOTE_ID].astype(str)
     streamed = ids.is_monotonic_increasing and ids.is_unique     # then data_hash's order is row order
-    hasher, embedded_new, tokens = hashlib.sha1(), 0, []
+    hasher, embedded_new, writer = hashlib.sha1(), 0, TokenTableWriter(scratch / "tokens")
 
     report("分词 segmenting", 0.05)
     for lo, hi in chunks:
-        tokens.extend(executor.segment(notes_texts(notes.iloc[lo:hi]), n_jobs=-1, show_progress=show_progress))
+        writer.append(executor.segment(notes_texts(notes.iloc[lo:hi]), n_jobs=-1, show_progress=show_progress))
+    tokens = writer.close()
 
     report("向量化 embedding", 0.15)
     remote = executor.embedder(embedder)
@@ -218,15 +219,17 @@ def _warm_start(config: MinerConfig, previous, note_ids):
     return warm_start_labels(previous, note_ids)
 
 
-def _write_with_registry(config, run_id, meta, notes_out, embeddings, clusterer, note_index, previous, embedder):
-    """Permanent ids by lineage, curation replayed, snapshot written, registry updated."""
+def _write_with_registry(config, run_id, meta, notes, tokens, embeddings, clusterer, note_index, previous, embedder):
+    """Permanent ids by lineage, curation replayed, snapshot written (``tokens`` as its notes'
+    ``tokens`` column), registry updated."""
     from miner.topics.update import rebuild_ids, write_snapshot
     labels = clusterer.labels_
-    ids, events, new_topics = rebuild_ids(config, previous, notes_out[schema.NOTE_ID].astype(str).to_numpy(),
+    ids, events, new_topics = rebuild_ids(config, previous, notes[schema.NOTE_ID].astype(str).to_numpy(),
                                           labels, embeddings, clusterer.n_topics_)
     raw = np.where(labels >= 0, ids[np.maximum(labels, 0)], -1)
-    path, _, _ = write_snapshot(config, run_id, meta, notes_out, embeddings, raw, clusterer.scores_, clusterer,
-                                ids, note_index, "build", events, new_topics, candidates=[], embedder=embedder)
+    path, _, _ = write_snapshot(config, run_id, meta, notes, embeddings, raw, clusterer.scores_, clusterer,
+                                ids, note_index, "build", events, new_topics, candidates=[], embedder=embedder,
+                                tokens=tokens)
     return path
 
 

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pandas as pd
 
 from miner.atomic import write_json_atomic, write_text_atomic
@@ -86,8 +87,10 @@ def _snapshots_dir(config_or_dir) -> Path:
 
 def save_snapshot(snapshots_dir: Path, run_id: str, meta: dict, notes: pd.DataFrame, topics: pd.DataFrame,
                   assignments: pd.DataFrame, embeddings: np.ndarray, centroids: np.ndarray,
-                  clusterer: TopicClusterer, note_index: VectorIndex, topic_index: VectorIndex) -> Path:
-    """Write a complete snapshot folder, then point ``latest`` at it."""
+                  clusterer: TopicClusterer, note_index: VectorIndex, topic_index: VectorIndex,
+                  tokens=None) -> Path:
+    """Write a complete snapshot folder, then point ``latest`` at it. ``tokens`` (a build's
+    :class:`~miner.topics.tokens.TokenTable`) becomes the notes' ``tokens`` column."""
     snapshots_dir = Path(snapshots_dir)
     final = snapshots_dir / run_id
     if final.exists():
@@ -100,7 +103,8 @@ def save_snapshot(snapshots_dir: Path, run_id: str, meta: dict, notes: pd.DataFr
         cluster_meta, cluster_arrays = clusterer.get_state()
         meta = {**meta, "run_id": run_id, "clusterer": cluster_meta,
                 "indexes": {"notes": None, "topics": None}}
-        write_parquet(notes, tmp / "notes.parquet")     # in row groups: one slice's Arrow copy at a time
+        extra = {"tokens": (tokens, pa.list_(pa.string()))} if tokens is not None else None
+        write_parquet(notes, tmp / "notes.parquet", extra_columns=extra)   # row groups: one slice's Arrow copy at a time
         topics.to_parquet(tmp / "topics.parquet", index=False)
         write_parquet(assignments, tmp / "assignments.parquet")
         daily_aggregates(notes, assignments).to_parquet(tmp / AGGREGATES_FILE, index=False)

@@ -104,20 +104,21 @@ def write_snapshot(config: MinerConfig, run_id: str, meta: dict, notes: pd.DataF
                    events: list[dict] | None = None, new_topics: list[dict] | None = None,
                    candidates: list[dict] | None = None, emerging: list[dict] | None = None,
                    thresholds: tuple[float, float] | None = None, embedder=None,
-                   keep_labels: pd.DataFrame | None = None):
+                   keep_labels: pd.DataFrame | None = None, tokens=None):
     """Curation overlay → snapshot (``latest`` moves) → registry delta. Returns (path, topics, assignments).
 
     ``embedder`` (the snapshot's model) lets the labeller re-rank label words by similarity to the
     topic centre; every caller passes it so labels do not change with the path that wrote them.
     ``keep_labels`` (updates): the serving topics, whose labels stay when a topic barely changed
-    (:func:`miner.topics.curation.topic_tables`).
+    (:func:`miner.topics.curation.topic_tables`). ``tokens`` (a build): the notes' token lists as a
+    :class:`~miner.topics.tokens.TokenTable` on disk, written as the snapshot's ``tokens`` column.
     """
     at = datetime.now(ZoneInfo(config.timezone))
     new_topics = new_topics or []
     stored, splits = reg_db.read_tables(config, "topic_registry", "topic_splits")
     registry = pending_registry(stored, new_topics, born_at=at)
     topics, assignments, centroids = topic_tables(config, notes, embeddings, raw_ids, scores, registry, splits,
-                                                  embedder=embedder, keep_labels=keep_labels)
+                                                  embedder=embedder, keep_labels=keep_labels, tokens=tokens)
     raw = np.asarray(raw_ids, dtype=np.int64)
     auto = dict(zip(topics[schema.TOPIC_ID], topics["auto_label"]))
     shown = assignments[schema.TOPIC_ID].to_numpy()
@@ -139,7 +140,7 @@ def write_snapshot(config: MinerConfig, run_id: str, meta: dict, notes: pd.DataF
                         "emerging": emerging or [], "thresholds": thresholds, "delta": delta}
     topic_index = VectorIndex(factory="Flat").fit(centroids)
     path = save_snapshot(config.snapshots_dir, run_id, meta, notes, topics, assignments, embeddings,
-                         centroids, clusterer, note_index, topic_index)
+                         centroids, clusterer, note_index, topic_index, tokens=tokens)
     reg_db.apply_delta(config, delta)
     return path, topics, assignments
 
