@@ -43,3 +43,22 @@ def test_slices_that_disagree_on_a_type_are_written_whole(tmp_path, review_notes
 def _whole(frame, tmp_path):
     frame.to_parquet(tmp_path / "whole.parquet", index=False)
     return tmp_path / "whole.parquet"
+
+
+def test_a_column_kept_out_of_the_frame_reads_back_as_if_it_were_in_it(tmp_path, review_notes, review_vectors):
+    """Token lists on disk (a TokenTable) written a row group at a time beside the frame: the file
+    reads back like the frame with a tokens column, in one group or many."""
+    import pyarrow as pa
+    from miner.topics.tokens import TokenTable
+    notes = _notes_with_tokens(review_notes, review_vectors)
+    table = TokenTable.from_lists(notes["tokens"], tmp_path / "tokens")
+    notes.to_parquet(tmp_path / "whole.parquet", index=False)
+    whole = pd.read_parquet(tmp_path / "whole.parquet")
+    for rows_per_group in (10, 10_000):
+        path = tmp_path / f"extra-{rows_per_group}.parquet"
+        write_parquet(notes.drop(columns="tokens"), path, rows_per_group=rows_per_group,
+                      extra_columns={"tokens": (table, pa.list_(pa.string()))})
+        back = pd.read_parquet(path)
+        assert list(back.columns) == list(whole.columns)
+        pd.testing.assert_frame_equal(back.drop(columns="tokens"), whole.drop(columns="tokens"))
+        assert [list(t) for t in back["tokens"]] == [list(t) for t in whole["tokens"]]
