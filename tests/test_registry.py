@@ -119,6 +119,16 @@ def test_rebuild_on_ten_percent_more_notes_keeps_ids(config, review_notes):
     assert registry.verify_registry(config) == []
 
 
+def test_a_rebuild_reads_only_the_note_ids_of_the_snapshot_it_continues(config, review_notes):
+    """Warm start and lineage need the previous notes' ids alone: texts and token lists of a large
+    corpus are not loaded a second time."""
+    from miner.topics.update import previous_snapshot
+    build_topics(config, review_notes, embedder=HashingEmbedder(), show_progress=False)
+    full, previous = load_snapshot(config), previous_snapshot(config, HashingEmbedder().model_id)
+    assert list(previous.notes.columns) == ["note_id"] and "tokens" in full.notes
+    assert previous.notes["note_id"].tolist() == full.notes["note_id"].tolist()
+
+
 def test_curation_is_audited_and_replayed_across_a_rebuild(config, review_notes):
     build_topics(config, review_notes, embedder=HashingEmbedder(), show_progress=False)
     snap = load_snapshot(config)

@@ -188,8 +188,11 @@ def _load_npy(path: Path, mmap_mode: str | None = None) -> np.ndarray:
     return np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
 
 
-def load_snapshot(config_or_dir, run_id: str | None = None) -> Snapshot:
-    """Load a snapshot (the ``latest`` one by default). Refuses folders holding pickle files."""
+def load_snapshot(config_or_dir, run_id: str | None = None, note_columns: list[str] | None = None) -> Snapshot:
+    """Load a snapshot (the ``latest`` one by default). Refuses folders holding pickle files.
+
+    ``note_columns``: read only these columns of ``notes.parquet`` (a rebuild's warm start and
+    lineage need the note ids alone, not every text and token list of a large corpus)."""
     root = _snapshots_dir(config_or_dir)
     run_id = check_run_id(run_id) if run_id else latest_run_id(root)
     if run_id is None:
@@ -205,7 +208,7 @@ def load_snapshot(config_or_dir, run_id: str | None = None) -> Snapshot:
         f.name[len("cluster_"):-len(".npy")]: _load_npy(f) for f in sorted(path.glob("cluster_*.npy"))})
     return Snapshot(
         run_id=run_id, path=path, meta=meta,
-        notes=pd.read_parquet(path / "notes.parquet"),
+        notes=pd.read_parquet(path / "notes.parquet", columns=note_columns),
         topics=pd.read_parquet(path / "topics.parquet"),
         assignments=pd.read_parquet(path / "assignments.parquet"),
         embeddings=_load_npy(path / "embeddings.npy", mmap_mode="r"),

@@ -163,12 +163,13 @@ def rewrite_snapshot(config: MinerConfig) -> str:
 # --------------------------------------------------------------------------- rebuilds
 
 def previous_snapshot(config: MinerConfig, model_id: str) -> Snapshot | None:
-    """The serving snapshot if a rebuild can continue from it (same embedding model), else None."""
+    """The serving snapshot if a rebuild can continue from it (same embedding model), else None.
+    Its ``notes`` hold ``note_id`` only: all that warm starts and lineage read."""
     from miner.topics.snapshot import latest_run_id
     if latest_run_id(config) is None:
         return None
     try:
-        snap = load_snapshot(config)
+        snap = load_snapshot(config, note_columns=[schema.NOTE_ID])
     except (FileNotFoundError, ValueError):
         return None
     if snap.model_id != model_id:
