@@ -171,3 +171,48 @@ def test_labeler_params_clone_and_fitted_attributes():
     assert lab.fit(tokens, topics, X, C) is lab and len(lab.topics_) == 2
     with pytest.raises(ValueError, match="keyword_weight"):
         TopicLabeler(keyword_weight=2).fit(tokens, topics, X, C)
+
+
+def test_tied_counts_rank_in_word_order_whatever_the_insertion_order():
+    from collections import Counter
+    from miner.topics.label import _most_common
+    forward = Counter({"露营": 3, "天幕": 2, "帐篷": 2, "平价": 2, "装备": 1})
+    backward = Counter(dict(reversed(list(forward.items()))))
+    assert _most_common(forward, 3) == _most_common(backward, 3) == [("露营", 3), ("天幕", 2), ("帐篷", 2)]
+
+
+LABEL_SCRIPT = """
+import json, sys
+import numpy as np, pandas as pd
+from miner.topics.embed import HashingEmbedder
+from miner.topics.label import TopicLabeler
+from miner.topics.pipeline import notes_texts
+from miner.topics.segment import JiebaSegmenter
+notes = pd.read_parquet(sys.argv[1]).head(1500)
+tokens = JiebaSegmenter().segment_many(notes_texts(notes))
+topics = notes["category"].fillna("").astype("category").cat.codes.to_numpy()
+emb = HashingEmbedder()
+X = emb.encode(notes_texts(notes))
+centroids = np.stack([X[topics == t].mean(axis=0) for t in range(topics.max() + 1)])
+lab = TopicLabeler(embedder=emb).fit(tokens, topics, X, centroids, tags=notes["tags"].tolist())
+candidates = [lab._candidates(tokens, topics, t, notes["tags"].tolist()) for t in range(len(centroids))]
+print(json.dumps([[[t.label, t.keywords] for t in lab.topics_], candidates], ensure_ascii=False))
+"""
+
+
+def test_labels_do_not_depend_on_the_process_string_hashing(tmp_path):
+    """The same notes get the same label candidates and labels in any process: ties among bigram
+    and hashtag counts used to follow set iteration order, i.e. PYTHONHASHSEED (demo rebuilds
+    flipped 暴雨 ↔ 骑行)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    data = Path(__file__).resolve().parents[1] / "data" / "demo" / "notes.parquet"     # real notes, real hashtags
+    script = tmp_path / "label.py"
+    script.write_text(LABEL_SCRIPT, encoding="utf-8")
+    root = str(Path(__file__).resolve().parents[1])
+    outputs = {subprocess.run([sys.executable, str(script), str(data)], capture_output=True, text=True, check=True,
+                              env={**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": root}).stdout
+               for seed in ("1", "2", "3")}
+    assert len(outputs) == 1 and "·" in outputs.pop()

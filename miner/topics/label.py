@@ -23,6 +23,7 @@
 """
 from __future__ import annotations
 
+import heapq
 from array import array
 from collections import Counter
 from dataclasses import dataclass, field
@@ -118,6 +119,13 @@ def _class_counts(token_lists, rows, n_classes: int, vocabulary, chunk_rows: int
     total = total.tocsr()
     total.sort_indices()          # tied c-TF-IDF weights then rank in vocabulary (sorted) order
     return total
+
+
+def _most_common(counter: Counter, n: int) -> list[tuple[str, int]]:
+    """``counter.most_common(n)`` with ties in word order: ``most_common`` breaks them by insertion
+    order, which follows set iteration and so Python's per-process string hashing (the same notes
+    gave different labels run to run)."""
+    return heapq.nsmallest(n, counter.items(), key=lambda item: (-item[1], item[0]))
 
 
 def short_label(keywords: list[str], n: int = 3) -> str:
@@ -310,10 +318,10 @@ class TopicLabeler(BaseEstimator):
         if len(out) < self.n_keywords:      # small topics: fall back to the plain c-TF-IDF order
             out += [(t, s) for t, s in terms if (t, s) not in out][: self.n_keywords - len(out)]
         seen = {t for t, _ in out}
-        extra = [w for w, c in pairs.most_common(10) if c >= max(floor, 3)]
+        extra = [w for w, c in _most_common(pairs, 10) if c >= max(floor, 3)]
         if tags is not None:
             tag_count = Counter(t for r in members for t in set(split_tags(tags[r])))
-            extra += [t for t, c in tag_count.most_common(10) if c >= floor]
+            extra += [t for t, c in _most_common(tag_count, 10) if c >= floor]
         out += [(w, 0.0) for w in dict.fromkeys(extra) if w not in seen]
         return out
 
