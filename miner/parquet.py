@@ -62,8 +62,11 @@ def write_parquet(frame: pd.DataFrame, path: str | os.PathLike, rows_per_group: 
     ``values[lo:hi]`` a row group at a time (a sequence kept out of the frame, e.g. token lists on
     disk); the file reads back as if the frame had held them."""
     extra = extra_columns or {}
-    if len(frame) <= rows_per_group:
+
+    def whole() -> None:
         frame.assign(**{name: list(values) for name, (values, _) in extra.items()}).to_parquet(path, index=False)
+    if len(frame) <= rows_per_group:
+        whole()
         return
 
     def with_extra(chunk: pd.DataFrame, lo: int) -> pd.DataFrame:
@@ -77,4 +80,4 @@ def write_parquet(frame: pd.DataFrame, path: str | os.PathLike, rows_per_group: 
                 chunk = with_extra(frame.iloc[start:start + rows_per_group], start)
                 writer.write_table(_conformed(pa.Table.from_pandas(chunk, preserve_index=False), schema))
     except pa.ArrowException:   # invalid, type or not-implemented cast: the whole frame at once
-        frame.assign(**{name: list(values) for name, (values, _) in extra.items()}).to_parquet(path, index=False)
+        whole()

@@ -75,10 +75,15 @@ def sorted_by_note_id(notes: pd.DataFrame) -> pd.DataFrame:
 
 def data_hash(notes: pd.DataFrame, texts: list[str]) -> str:
     h = hashlib.sha1()
-    for nid, text in sorted(zip(notes[schema.NOTE_ID].astype(str), texts)):
-        h.update(nid.encode())
-        h.update(text.encode())
+    _hash_notes(h, sorted(zip(notes[schema.NOTE_ID].astype(str), texts)))
     return h.hexdigest()[:12]
+
+
+def _hash_notes(hasher, pairs) -> None:
+    """Feed (note id, text) pairs to ``hasher``, in the given order."""
+    for nid, text in pairs:
+        hasher.update(nid.encode())
+        hasher.update(text.encode())
 
 
 def topic_centroids(embeddings: np.ndarray, labels: np.ndarray, n_topics: int) -> np.ndarray:
@@ -110,6 +115,7 @@ def build_topics(config: MinerConfig, notes: pd.DataFrame, embedder=None, show_p
     if len(notes) == 0:
         raise ValueError("no notes to build topics from; ingest notes first (python -m miner ingest FILE)")
     notes = sorted_by_note_id(notes)
+    ids = notes[schema.NOTE_ID].astype(str)
 
     embedder = embedder or get_embedder(config)
     cache = EmbeddingCache(config.embedding_cache_dir)
@@ -119,13 +125,13 @@ def build_topics(config: MinerConfig, notes: pd.DataFrame, embedder=None, show_p
         embeddings = np.lib.format.open_memmap(scratch / "embeddings.npy", mode="w+", dtype=np.float32,
                                                shape=(len(notes), int(embedder.dim)))
         with make_executor(config) as executor:          # local (default) or a Ray cluster, started once
-            tokens, digest, embedded_new = _segment_and_embed(executor, embedder, notes, cache, embeddings,
+            tokens, digest, embedded_new = _segment_and_embed(executor, embedder, notes, ids, cache, embeddings,
                                                               scratch, show_progress, report)
         normalize_rows_inplace(embeddings)              # the values as_float32_normalized gives
         embeddings.flush()
 
         report("聚类 clustering", 0.75)
-        note_ids = notes[schema.NOTE_ID].astype(str).to_numpy()
+        note_ids = ids.to_numpy()
         previous = _previous_topics(config, embedder.model_id)
         init = _warm_start(config, previous, note_ids)
         clusterer = TopicClusterer(n_topics=config.n_topics, outlier_share=config.outlier_share,
@@ -170,15 +176,14 @@ def build_topics(config: MinerConfig, notes: pd.DataFrame, embedder=None, show_p
                        seconds=time.perf_counter() - started, warnings=warnings)
 
 
-def _segment_and_embed(executor, embedder, notes: pd.DataFrame, cache, embeddings: np.ndarray, scratch: Path,
-                       show_progress: bool, report: ProgressFn) -> tuple[TokenTable, str, int]:
+def _segment_and_embed(executor, embedder, notes: pd.DataFrame, ids: pd.Series, cache, embeddings: np.ndarray,
+                       scratch: Path, show_progress: bool, report: ProgressFn) -> tuple[TokenTable, str, int]:
     """Tokens of every note (a :class:`TokenTable` in ``scratch``), the data hash, and how many
     notes were newly embedded; vectors go to ``embeddings``. Texts are made ``TEXT_CHUNK_ROWS``
     notes at a time, once for segmentation and once for embedding, so neither they, the cache's
     per-note keys nor the token lists are held for the whole corpus."""
     from miner.topics.embed import cached_encode
     chunks = row_blocks(len(notes), TEXT_CHUNK_ROWS)
-    ids = notes[schema.NOTE_ID].astype(str)
     streamed = ids.is_monotonic_increasing and ids.is_unique     # then data_hash's order is row order
     hasher, embedded_new, writer = hashlib.sha1(), 0, TokenTableWriter(scratch / "tokens")
 
@@ -198,9 +203,7 @@ def _segment_and_embed(executor, embedder, notes: pd.DataFrame, cache, embedding
         cached_encode(remote, texts, cache, show_progress=show_progress, on_progress=progress, out=embeddings[lo:hi])
         embedded_new += int(cache.last_stats.misses)
         if streamed:
-            for nid, text in zip(ids.iloc[lo:hi], texts):
-                hasher.update(nid.encode())
-                hasher.update(text.encode())
+            _hash_notes(hasher, zip(ids.iloc[lo:hi], texts))
     digest = hasher.hexdigest()[:12] if streamed else data_hash(notes, notes_texts(notes))
     return tokens, digest, embedded_new
 
