@@ -3,6 +3,9 @@
 Each size runs in its own process: ``build_topics`` (the real build: segmentation, embedding
 through the cache, clustering, labelling, note index, snapshot and registry writes), with the
 wall time and the peak memory of every stage read from the progress callback's stage changes.
+The notes reach it as :meth:`Workspace.build` hands them over: an Arrow file memory-mapped by
+:func:`miner.ingest.notes_file.open_notes_file`, written beforehand by another process (with the
+cache shard), so preparing the data never counts in the build's memory.
 
 What is real and what is synthetic (stated in the JSON too):
 
@@ -126,59 +129,94 @@ def demo_source():
     return notes.iloc[rows].reset_index(drop=True), vectors[rows], model_id
 
 
-def synthetic_corpus(n: int, seed: int = 0):
+def synthetic_chunks(n: int, seed: int = 0, rows: int = 100_000):
+    """(notes, vectors) of the synthetic corpus, ``rows`` notes at a time (see the module);
+    yields ``(start, notes chunk, vectors chunk, model id, source notes)``."""
     import pandas as pd
     from miner import schema
     notes, base, model_id = demo_source()
     rng = np.random.default_rng(seed)
     m = len(notes)
-    rows = np.arange(n) % m
-    out = notes.iloc[rows].reset_index(drop=True)
-    out[schema.NOTE_ID] = [f"s{i:08d}" for i in range(n)]
-    out[schema.TITLE] = out[schema.TITLE].fillna("").astype(str) + pd.Series([f" n{i:07d}" for i in range(n)])
-    jitter = pd.to_timedelta(np.where(np.arange(n) < m, 0, rng.integers(-20 * 86400, 20 * 86400, n)), unit="s")
-    out[schema.PUBLISHED_AT] = out[schema.PUBLISHED_AT] + jitter
-    vectors = np.empty((n, base.shape[1]), np.float32)
-    for lo in range(0, n, 100_000):
-        hi = min(n, lo + 100_000)
-        block = base[rows[lo:hi]] + NOISE * rng.standard_normal((hi - lo, base.shape[1]), dtype=np.float32)
-        vectors[lo:hi] = block / np.linalg.norm(block, axis=1, keepdims=True)
-    return out, vectors, model_id, m
+    source = np.arange(n) % m
+    jitter_s = np.where(np.arange(n) < m, 0, rng.integers(-20 * 86400, 20 * 86400, n))
+    for lo in range(0, n, rows):
+        hi = min(n, lo + rows)
+        out = notes.iloc[source[lo:hi]].reset_index(drop=True)
+        out[schema.NOTE_ID] = [f"s{i:08d}" for i in range(lo, hi)]
+        out[schema.TITLE] = out[schema.TITLE].fillna("").astype(str) + pd.Series([f" n{i:07d}" for i in range(lo, hi)])
+        out[schema.PUBLISHED_AT] = out[schema.PUBLISHED_AT] + pd.to_timedelta(jitter_s[lo:hi], unit="s")
+        block = base[source[lo:hi]] + NOISE * rng.standard_normal((hi - lo, base.shape[1]), dtype=np.float32)
+        yield lo, out, block / np.linalg.norm(block, axis=1, keepdims=True), model_id, m
+
+
+def synthetic_vectors(n: int, seed: int = 0) -> np.ndarray:
+    """The synthetic corpus's vectors alone, whole (the clustering-only runs)."""
+    vectors = np.empty((n, 384), np.float32)
+    for lo, _, block, _, _ in synthetic_chunks(n, seed):
+        vectors[lo:lo + len(block)] = block
+    return vectors
 
 
 class ReplayEmbedder:
     """The synthetic vectors by the note's marker; other texts (label words) by character hashing."""
 
-    def __init__(self, vectors: np.ndarray, model_id: str):
+    def __init__(self, vectors: np.ndarray | None, model_id: str, dim: int = 384):
         from miner.topics.embed import HashingEmbedder
-        self.vectors, self.dim = vectors, vectors.shape[1]
-        self.model_id = f"synthetic-replay-of-{model_id}"
+        self.vectors, self.dim = vectors, dim
+        self.model_id = self.model_id_of(model_id)
         self._words = HashingEmbedder(dim=self.dim)
+
+    @staticmethod
+    def model_id_of(model_id: str) -> str:
+        return f"synthetic-replay-of-{model_id}"
 
     def encode(self, texts, kind="passage", show_progress=None):
         out = self._words.encode(texts, kind=kind)
         for i, text in enumerate(texts):
-            found = MARKER.search(text) if kind == "passage" else None
+            found = MARKER.search(text) if kind == "passage" and self.vectors is not None else None
             if found:
                 out[i] = self.vectors[int(found.group(1))]
         return out
 
 
 # ---- one size, in a child process ---------------------------------------------------------------------
-def child_build(n: int, out_json: Path) -> None:
-    from miner.config import MinerConfig
+def child_prepare(n: int, folder: Path, out_json: Path) -> None:
+    """Write the synthetic notes as the Arrow file a build maps (:mod:`miner.ingest.notes_file`)
+    and their vectors into the build's embedding cache, a chunk at a time (own process, so none of
+    it counts in the build's memory)."""
+    import pyarrow as pa
+    from miner.ingest.notes_file import write_notes_file
     from miner.topics.embed import EmbeddingCache, text_key
-    from miner.topics.pipeline import build_topics, notes_texts
-    notes, vectors, model_id, m = synthetic_corpus(n)
-    embedder = ReplayEmbedder(vectors, model_id)
+    from miner.topics.pipeline import notes_texts
+    config = bench_config(folder)
+    cache = EmbeddingCache(config.embedding_cache_dir, max_shards=10 ** 6)
+    info = {}
+
+    def batches():
+        for lo, notes, vectors, model_id, m in synthetic_chunks(n):
+            # the vectors are "already embedded", so the build's embedding stage reads them
+            cache.store(ReplayEmbedder.model_id_of(model_id), "passage", [text_key(t) for t in notes_texts(notes)],
+                        vectors)
+            info.update(model_id=model_id, source_notes=m)
+            yield pa.RecordBatch.from_pandas(notes, preserve_index=False)
+    write_notes_file(batches(), folder / "notes.arrow")
+    out_json.write_text(json.dumps(info))
+
+
+def bench_config(folder: Path):
+    from miner.config import MinerConfig
+    return MinerConfig(models_dir=Path(folder) / "models", workspace_dir=Path(folder) / "ws",
+                       embedding_model="hashing")
+
+
+def child_build(n: int, out_json: Path) -> None:
+    from miner.ingest.notes_file import open_notes_file
+    from miner.topics.pipeline import build_topics
     with tempfile.TemporaryDirectory(prefix="scale-build-", dir=REPO_ROOT / "bench" / "out") as tmp:
-        config = MinerConfig(models_dir=Path(tmp) / "models", workspace_dir=Path(tmp) / "ws",
-                             embedding_model="hashing")
-        # the vectors are "already embedded": one cache shard, so the build's embedding stage reads them
-        EmbeddingCache(config.embedding_cache_dir, max_shards=10 ** 6).store(
-            embedder.model_id, "passage", [text_key(t) for t in notes_texts(notes)], vectors)
-        del vectors
-        embedder.vectors = None                          # the build must find every note in the cache
+        prepared = run_child(["--child", "prepare", "--n", str(n), "--dir", tmp], timeout=3600)
+        config = bench_config(Path(tmp))
+        notes = open_notes_file(Path(tmp) / "notes.arrow", config)      # as Workspace.build hands them over
+        embedder = ReplayEmbedder(None, prepared["model_id"])            # every note is in the cache
         meter = StageMeter()
 
         def progress(stage, frac):
@@ -191,18 +229,20 @@ def child_build(n: int, out_json: Path) -> None:
         total = time.perf_counter() - started
         snap_dir = Path(result.path)
         emb_bytes = (snap_dir / "embeddings.npy").stat().st_size
+        notes_bytes = (Path(tmp) / "notes.arrow").stat().st_size
     import resource
     out_json.write_text(json.dumps({
-        "n": n, "source_notes": m, "topics": result.n_topics, "outlier_share": round(result.outlier_share, 4),
+        "n": n, "source_notes": prepared["source_notes"], "topics": result.n_topics,
+        "outlier_share": round(result.outlier_share, 4),
         "embedded_new": result.embedded_new, "seconds_total": round(total, 1), "stages": meter.rows,
-        "embeddings_mmap_gb": round(emb_bytes / GB, 3),
+        "embeddings_mmap_gb": round(emb_bytes / GB, 3), "notes_mmap_gb": round(notes_bytes / GB, 3),
         "process_max_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GB, 3)}))
 
 
 def child_cluster(n: int, max_train_size: int | None, out_json: Path) -> None:
     """Clustering only, on the embeddings memory-mapped from disk (what the build gives the clusterer)."""
     from miner.topics.cluster import TopicClusterer
-    _, vectors, _, _ = synthetic_corpus(n)
+    vectors = synthetic_vectors(n)
     with tempfile.TemporaryDirectory(prefix="scale-cluster-", dir=REPO_ROOT / "bench" / "out") as tmp:
         path = Path(tmp) / "embeddings.npy"
         np.save(path, vectors)
@@ -394,7 +434,8 @@ def main(argv=None) -> int:
                          "clustering alone after the builds); the run records it")
     ap.add_argument("--timeout", type=float, default=1800)
     ap.add_argument("--no-write", action="store_true")
-    ap.add_argument("--child", choices=["build", "cluster"])
+    ap.add_argument("--child", choices=["prepare", "build", "cluster"])
+    ap.add_argument("--dir", type=Path, help="--child prepare: the build's folder")
     ap.add_argument("--n", type=int)
     ap.add_argument("--max-train-size", default="default")
     ap.add_argument("--out", type=Path)
@@ -411,6 +452,9 @@ def main(argv=None) -> int:
         if args.note:
             result["run"]["note"] = args.note
         write_all(result)
+        return 0
+    if args.child == "prepare":
+        child_prepare(args.n, args.dir, args.out)
         return 0
     if args.child == "build":
         child_build(args.n, args.out)
@@ -469,12 +513,13 @@ def summarise(builds, clustering_only, info, started) -> dict:
     at_1m = next((c for c in sampled if c["n"] == 1_000_000), max(sampled, key=lambda c: c["n"]))
     result = {
         "data": (f"Texts: the demo corpus's {builds[0]['source_notes']:,} real notes replicated (unique title "
-                 f"marker, publish time ±20 days; copies share their body, tag and category strings, so "
-                 f"distinct texts hold more: pandas' deep memory_usage of the notes table is ~0.74 KB a note). Vectors: SYNTHETIC — the demo notes' real e5 int8 embeddings "
+                 f"marker, publish time ±20 days), written by a separate process to the Arrow file the build "
+                 f"memory-maps, as Workspace.build does (notes_mmap_gb: its size; every copy's text is stored, "
+                 f"none shared). Vectors: SYNTHETIC — the demo notes' real e5 int8 embeddings "
                  f"plus N(0, {NOISE}²) noise per dimension, re-normalised, stored in the build's cache beforehand "
                  "(the embedding stage is a cache read; embedding itself is projected from embed_speed.json). "
                  f"TopicClusterer(max_train_size={MAX_TRAIN_SIZE:,}), blocks of {CHUNK_ROWS:,} notes. "
-                 "Private = RssAnon (sampled every 20 ms): memory beside the memory-mapped embeddings; "
+                 "Private = RssAnon (sampled every 20 ms): memory beside the memory-mapped notes and embeddings; "
                  "RSS = VmHWM of the stage, mapped file pages included."),
         "sizes": [{"n": b["n"], "stage_seconds": {k: v["seconds"] for k, v in b["stages"].items()},
                    "clustering_peak_rss_gb": b["clustering_peak_rss_gb"],

@@ -52,6 +52,15 @@ def _conformed(table: pa.Table, schema: pa.Schema) -> pa.Table:
     return table.replace_schema_metadata(schema.metadata)
 
 
+def _plain(frame: pd.DataFrame, columns) -> pd.DataFrame:
+    """``frame`` with pyarrow-backed columns as object columns, so the file's pandas metadata reads
+    back as the usual object dtypes (not ``pd.ArrowDtype``): the values are the same."""
+    arrow = [c for c in columns if isinstance(frame[c].dtype, pd.ArrowDtype)]
+    if not arrow:
+        return frame
+    return frame.assign(**{c: pd.Series(frame[c].tolist(), index=frame.index, dtype=object) for c in arrow})
+
+
 def write_parquet(frame: pd.DataFrame, path: str | os.PathLike, rows_per_group: int = ROWS_PER_GROUP,
                   extra_columns: dict[str, tuple] | None = None) -> None:
     """Write ``frame`` (index dropped) to ``path`` as parquet, converting ``rows_per_group`` rows at
@@ -64,14 +73,16 @@ def write_parquet(frame: pd.DataFrame, path: str | os.PathLike, rows_per_group: 
     extra = extra_columns or {}
 
     def whole() -> None:
-        frame.assign(**{name: list(values) for name, (values, _) in extra.items()}).to_parquet(path, index=False)
+        full = frame.assign(**{name: list(values) for name, (values, _) in extra.items()})
+        _plain(full, full.columns).to_parquet(path, index=False)
     if len(frame) <= rows_per_group:
         whole()
         return
 
     def with_extra(chunk: pd.DataFrame, lo: int) -> pd.DataFrame:
         return chunk.assign(**{name: values[lo:lo + len(chunk)] for name, (values, _) in extra.items()})
-    schema = frame_schema(with_extra(frame.iloc[:1_000], 0), probe_rows=min(rows_per_group, 1_000))
+    probe = with_extra(frame.iloc[:1_000], 0)
+    schema = frame_schema(_plain(probe, probe.columns), probe_rows=min(rows_per_group, 1_000))
     for name, (_, arrow_type) in extra.items():
         schema = schema.set(schema.get_field_index(name), pa.field(name, arrow_type))
     try:

@@ -218,6 +218,27 @@ def hidden_topic_ids(topics) -> set[int]:
     return {int(t) for t in topics.loc[topics["hidden"].fillna(False).astype(bool), TOPIC_ID]}
 
 
+def note_id_column(frame) -> "pd.Series":
+    """``frame``'s note ids as strings. Pyarrow-backed ids (a build's memory-mapped notes, see
+    :mod:`miner.ingest.notes_file`) stay so: no Python string is made per note."""
+    ids = frame[NOTE_ID]
+    if isinstance(ids.dtype, pd.ArrowDtype) and str(ids.dtype.pyarrow_dtype) in ("string", "large_string"):
+        return ids
+    return ids.astype(str)
+
+
+def strictly_increasing(values: "pd.Series") -> bool:
+    """True when each value is greater than the one before (sorted and unique), in one pass;
+    pyarrow-backed strings compare in Arrow (byte order, which is Python's order for UTF-8)."""
+    if len(values) < 2:
+        return True
+    if isinstance(values.dtype, pd.ArrowDtype):
+        import pyarrow.compute as pc
+        arr = values.array._pa_array
+        return bool(pc.all(pc.greater(arr[1:], arr[:-1])).as_py())
+    return bool(values.is_monotonic_increasing and values.is_unique)
+
+
 def engagement(frame) -> "pd.Series":
     """Total engagement per row: likes + collects + comments + shares (the one home of this sum).
 

@@ -248,13 +248,27 @@ class Workspace:
         elif demo or not self.has_table("notes"):
             outcome.notices.append(f"使用演示语料 using demo corpus {self.demo_notes_path.name}")
             outcome.ingests.append(self.ingest_demo_notes())
-        if notes is None:
-            notes = self.notes()
-        if limit:
-            notes = notes.head(limit)
-        outcome.result = build_topics(self.config, notes, embedder=embedder, show_progress=show_progress,
-                                      on_progress=on_progress)
+        with self._stored_notes(notes) as notes:
+            if limit:
+                notes = notes.head(limit)
+            outcome.result = build_topics(self.config, notes, embedder=embedder, show_progress=show_progress,
+                                          on_progress=on_progress)
         return outcome
+
+    @contextmanager
+    def _stored_notes(self, notes: pd.DataFrame | None):
+        """``notes`` when given, else the stored notes memory-mapped from an Arrow file in a build
+        scratch folder (texts never held as Python strings; see :mod:`miner.ingest.notes_file`)."""
+        if notes is not None:
+            yield notes
+            return
+        from miner.ingest.notes_file import export_notes_file, open_notes_file
+        from miner.topics.pipeline import scratch_dir
+        folder = scratch_dir(self.config)
+        try:
+            yield open_notes_file(export_notes_file(self.config, folder / "notes.arrow"), self.config)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)      # the mapping outlives the file (POSIX)
 
     def update(self, input_path=None, embedder=None, show_progress: bool = False) -> BuildOutcome:
         """Daily update without a rebuild: ingest ``input_path`` (if given), then add every stored

@@ -153,21 +153,37 @@ def load_table(config: MinerConfig, name: str) -> pd.DataFrame:
     gained after the table was written come back with their defaults.
     """
     schema = resolve_schema(name)
-    missing_table = FileNotFoundError(f"no '{schema.name}' table in {config.db_path}; "
-                                      f"ingest a {schema.name} file first")
     if not Path(config.db_path).exists():
-        raise missing_table
-    order = ", ".join(f'"{k}"' for k in schema.key)
+        _no_table(config, schema)
     with Store(config.db_path, read_only=True).connect() as con:
-        stored = table_columns(con, schema.name)
-        if not stored:
-            raise missing_table
-        missing = {c.name for c in _addable(schema, stored)}
-        select = ", ".join(f'{_sql_default(c, schema)} AS "{c.name}"' if c.name in missing else f'"{c.name}"'
-                           for c in schema.columns)
-        frame = con.execute(f'SELECT {select} FROM "{schema.name}" ORDER BY {order}').df()
+        frame = con.execute(select_stored(con, schema, config)).df()
+    return conform_columns(frame, schema, config)
+
+
+def _no_table(config: MinerConfig, schema: TableSchema):
+    raise FileNotFoundError(f"no '{schema.name}' table in {config.db_path}; ingest a {schema.name} file first")
+
+
+def select_stored(con: duckdb.DuckDBPyConnection, schema: TableSchema, config: MinerConfig) -> str:
+    """The SELECT that reads a stored table in schema column order, ordered by the schema key, with
+    the defaults of columns the schema gained after the table was written."""
+    stored = table_columns(con, schema.name)
+    if not stored:
+        _no_table(config, schema)
+    missing = {c.name for c in _addable(schema, stored)}
+    select = ", ".join(f'{_sql_default(c, schema)} AS "{c.name}"' if c.name in missing else f'"{c.name}"'
+                       for c in schema.columns)
+    order = ", ".join(f'"{k}"' for k in schema.key)
+    return f'SELECT {select} FROM "{schema.name}" ORDER BY {order}'
+
+
+def conform_columns(frame: pd.DataFrame, schema: TableSchema, config: MinerConfig) -> pd.DataFrame:
+    """``frame``'s columns in the dtypes :func:`load_table` documents (in place, returned).
+    Columns already pyarrow-backed (``pd.ArrowDtype``, see :mod:`miner.ingest.notes_file`) stay so."""
     for col in schema.columns:
         s = frame[col.name]
+        if isinstance(s.dtype, pd.ArrowDtype):
+            continue
         if col.dtype == "datetime":
             s = pd.to_datetime(s, utc=True) if not isinstance(s.dtype, pd.DatetimeTZDtype) else s
             frame[col.name] = s.dt.tz_convert(config.timezone)

@@ -46,24 +46,45 @@ def daily_aggregates(notes: pd.DataFrame, assignments: pd.DataFrame) -> pd.DataF
     missing = [c for c in (schema.NOTE_ID, schema.PUBLISHED_AT) if c not in notes]
     if missing:
         raise ValueError(f"notes: missing column(s) {missing} needed for the daily aggregates")
-    topic_of = assignments.set_index(schema.NOTE_ID)[schema.TOPIC_ID]
     commercial = (notes[schema.IS_COMMERCIAL].astype("boolean").fillna(False).astype("int64")
                   if schema.IS_COMMERCIAL in notes else pd.Series(0, index=notes.index))
     frame = pd.DataFrame({
-        schema.TOPIC_ID: notes[schema.NOTE_ID].map(topic_of).fillna(schema.OUTLIER).astype("int64").to_numpy(),
+        schema.TOPIC_ID: _topic_of_notes(notes, assignments),
         DAY: _local_days(notes[schema.PUBLISHED_AT]).to_numpy(),
-        schema.CATEGORY: (notes[schema.CATEGORY].astype("string").fillna(NO_CATEGORY).to_numpy()
-                          if schema.CATEGORY in notes else NO_CATEGORY),
+        schema.CATEGORY: _categories(notes),
         schema.ENGAGEMENT: schema.engagement(notes).to_numpy(),
         "commercial_notes": commercial.to_numpy(),
     })
     frame = frame[frame[DAY].notna()]
-    out = frame.groupby([schema.TOPIC_ID, DAY, schema.CATEGORY], sort=True).agg(
+    out = frame.groupby([schema.TOPIC_ID, DAY, schema.CATEGORY], sort=True, observed=True).agg(
         notes=(schema.TOPIC_ID, "size"), engagement=(schema.ENGAGEMENT, "sum"),
         commercial_notes=("commercial_notes", "sum")).reset_index()
     out[schema.CATEGORY] = out[schema.CATEGORY].astype(object)
     return out[list(AGGREGATE_COLUMNS)].astype({"notes": "int64", schema.ENGAGEMENT: "float64",
                                                  "commercial_notes": "int64"})
+
+
+def _topic_of_notes(notes: pd.DataFrame, assignments: pd.DataFrame) -> np.ndarray:
+    """Each note's topic id; read straight across when ``assignments`` rows are the notes' rows
+    (a build's), else looked up by note id (−1 when absent)."""
+    ids, assigned = notes[schema.NOTE_ID], assignments[schema.NOTE_ID]
+    if len(ids) == len(assigned) and ids.dtype == assigned.dtype and ids.array.equals(assigned.array):
+        return assignments[schema.TOPIC_ID].to_numpy(dtype=np.int64)
+    topic_of = assignments.set_index(schema.NOTE_ID)[schema.TOPIC_ID]
+    return ids.map(topic_of).fillna(schema.OUTLIER).astype("int64").to_numpy()
+
+
+def _categories(notes: pd.DataFrame) -> pd.Categorical:
+    """The notes' category as a categorical (codes, not a string per note), "" where missing;
+    categories sorted, so grouping orders them as strings sort."""
+    if schema.CATEGORY not in notes:
+        return pd.Categorical([NO_CATEGORY] * len(notes))
+    found = pd.Categorical(notes[schema.CATEGORY])
+    names = [str(c) for c in found.categories]
+    categories = sorted({NO_CATEGORY, *names})
+    codes = np.searchsorted(categories, names)[found.codes] if names else np.zeros(len(found), np.int64)
+    codes = np.where(found.codes >= 0, codes, categories.index(NO_CATEGORY))
+    return pd.Categorical.from_codes(codes, categories=categories)
 
 
 def snapshot_aggregates(snapshot) -> pd.DataFrame:

@@ -110,7 +110,7 @@ def topic_tables(config: MinerConfig, notes: pd.DataFrame, embeddings: np.ndarra
     tids = np.array(sorted({int(t) for t in shown if t >= 0}), dtype=np.int64)
     pos = np.where(shown >= 0, np.searchsorted(tids, np.maximum(shown, 0)), -1)
     centroids = topic_centroids(embeddings, pos, len(tids))
-    tags = notes[schema.TAGS].tolist() if schema.TAGS in notes else None
+    tags = notes[schema.TAGS] if schema.TAGS in notes else None      # read per topic, not copied
     cache = EmbeddingCache(config.embedding_cache_dir) if embedder is not None else None
     sizes = np.bincount(pos[pos >= 0], minlength=len(tids)).astype(int)
     kept = _unchanged_labels(keep_labels, tids, sizes)
@@ -120,7 +120,7 @@ def topic_tables(config: MinerConfig, notes: pd.DataFrame, embeddings: np.ndarra
         token_lists, pos, embeddings, centroids, tags=tags,
         only=[i for i, t in enumerate(tids) if int(t) not in kept])
     state = registry.set_index("topic_id") if len(registry) else pd.DataFrame(columns=CURATED_FIELDS)
-    note_ids = notes[schema.NOTE_ID].astype(str).to_numpy()
+    note_ids = schema.note_id_column(notes)
 
     def field(tid, name, default):
         if tid in state.index and pd.notna(state.at[tid, name]):
@@ -129,7 +129,7 @@ def topic_tables(config: MinerConfig, notes: pd.DataFrame, embeddings: np.ndarra
 
     labels = [kept.get(int(t)) or {
         "auto_label": lab.label, "keywords": lab.keywords, "keyword_scores": lab.keyword_scores,
-        "representative_note_ids": [str(note_ids[r]) for r in lab.representative_rows],
+        "representative_note_ids": [str(i) for i in note_ids.iloc[list(lab.representative_rows)]],
         "coherence": lab.coherence, "is_mixed": lab.is_mixed} for t, lab in zip(tids, labeler.topics_)]
     topics = pd.DataFrame({
         schema.TOPIC_ID: tids,
@@ -142,7 +142,7 @@ def topic_tables(config: MinerConfig, notes: pd.DataFrame, embeddings: np.ndarra
         "born_at": [field(int(t), "born_at", None) for t in tids],
     })
     topics["born_at"] = pd.to_datetime(topics["born_at"], utc=True).dt.tz_convert(config.timezone)
-    assignments = pd.DataFrame({schema.NOTE_ID: note_ids, schema.TOPIC_ID: shown,
+    assignments = pd.DataFrame({schema.NOTE_ID: note_ids.array, schema.TOPIC_ID: shown,
                                 schema.SCORE: np.asarray(scores, dtype=np.float32), schema.RAW_TOPIC_ID: raw})
     return topics, assignments, centroids
 

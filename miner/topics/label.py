@@ -320,7 +320,8 @@ class TopicLabeler(BaseEstimator):
         seen = {t for t, _ in out}
         extra = [w for w, c in _most_common(pairs, 10) if c >= max(floor, 3)]
         if tags is not None:
-            tag_count = Counter(t for r in members for t in set(split_tags(tags[r])))
+            member_tags = tags.iloc[members].tolist() if hasattr(tags, "iloc") else [tags[r] for r in members]
+            tag_count = Counter(t for cell in member_tags for t in set(split_tags(cell)))
             extra += [t for t, c in _most_common(tag_count, 10) if c >= floor]
         out += [(w, 0.0) for w in dict.fromkeys(extra) if w not in seen]
         return out

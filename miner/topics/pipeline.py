@@ -58,9 +58,9 @@ def has_meaningful_text(text: str) -> bool:
 
 
 def notes_texts(notes: pd.DataFrame) -> list[str]:
-    tags = notes[schema.TAGS] if schema.TAGS in notes else [None] * len(notes)
+    tags = notes[schema.TAGS].tolist() if schema.TAGS in notes else [None] * len(notes)
     return [note_text(t, b, g if g is not None else ()) for t, b, g in
-            zip(notes[schema.TITLE].fillna(""), notes[schema.BODY].fillna(""), tags)]
+            zip(notes[schema.TITLE].fillna("").tolist(), notes[schema.BODY].fillna("").tolist(), tags)]
 
 
 def sorted_by_note_id(notes: pd.DataFrame) -> pd.DataFrame:
@@ -75,7 +75,7 @@ def sorted_by_note_id(notes: pd.DataFrame) -> pd.DataFrame:
 
 def data_hash(notes: pd.DataFrame, texts: list[str]) -> str:
     h = hashlib.sha1()
-    _hash_notes(h, sorted(zip(notes[schema.NOTE_ID].astype(str), texts)))
+    _hash_notes(h, sorted(zip(schema.note_id_column(notes).tolist(), texts)))
     return h.hexdigest()[:12]
 
 
@@ -115,7 +115,7 @@ def build_topics(config: MinerConfig, notes: pd.DataFrame, embedder=None, show_p
     if len(notes) == 0:
         raise ValueError("no notes to build topics from; ingest notes first (python -m miner ingest FILE)")
     notes = sorted_by_note_id(notes)
-    ids = notes[schema.NOTE_ID].astype(str)
+    ids = schema.note_id_column(notes)
 
     embedder = embedder or get_embedder(config)
     cache = EmbeddingCache(config.embedding_cache_dir)
@@ -131,9 +131,8 @@ def build_topics(config: MinerConfig, notes: pd.DataFrame, embedder=None, show_p
         embeddings.flush()
 
         report("聚类 clustering", 0.75)
-        note_ids = ids.to_numpy()
         previous = _previous_topics(config, embedder.model_id)
-        init = _warm_start(config, previous, note_ids)
+        init = _warm_start(config, previous, ids)
         clusterer = TopicClusterer(n_topics=config.n_topics, outlier_share=config.outlier_share,
                                    min_topic_size=config.min_topic_size, seed=config.seed,
                                    init_labels=init).fit(embeddings)
@@ -161,7 +160,7 @@ def build_topics(config: MinerConfig, notes: pd.DataFrame, embedder=None, show_p
             "versions": _library_versions(),
         }
         report("写入 writing", 0.95)
-        path = _write_with_registry(config, run_id, meta, notes, tokens, embeddings, clusterer, note_index,
+        path = _write_with_registry(config, run_id, meta, notes, ids, tokens, embeddings, clusterer, note_index,
                                     previous, embedder)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -184,7 +183,7 @@ def _segment_and_embed(executor, embedder, notes: pd.DataFrame, ids: pd.Series, 
     per-note keys nor the token lists are held for the whole corpus."""
     from miner.topics.embed import cached_encode
     chunks = row_blocks(len(notes), TEXT_CHUNK_ROWS)
-    streamed = ids.is_monotonic_increasing and ids.is_unique     # then data_hash's order is row order
+    streamed = schema.strictly_increasing(ids)     # then data_hash's order is row order
     hasher, embedded_new, writer = hashlib.sha1(), 0, TokenTableWriter(scratch / "tokens")
 
     report("分词 segmenting", 0.05)
@@ -203,7 +202,7 @@ def _segment_and_embed(executor, embedder, notes: pd.DataFrame, ids: pd.Series, 
         cached_encode(remote, texts, cache, show_progress=show_progress, on_progress=progress, out=embeddings[lo:hi])
         embedded_new += int(cache.last_stats.misses)
         if streamed:
-            _hash_notes(hasher, zip(ids.iloc[lo:hi], texts))
+            _hash_notes(hasher, zip(ids.iloc[lo:hi].tolist(), texts))
     digest = hasher.hexdigest()[:12] if streamed else data_hash(notes, notes_texts(notes))
     return tokens, digest, embedded_new
 
@@ -222,16 +221,16 @@ def _warm_start(config: MinerConfig, previous, note_ids):
     return warm_start_labels(previous, note_ids)
 
 
-def _write_with_registry(config, run_id, meta, notes, tokens, embeddings, clusterer, note_index, previous, embedder):
+def _write_with_registry(config, run_id, meta, notes, ids, tokens, embeddings, clusterer, note_index, previous,
+                         embedder):
     """Permanent ids by lineage, curation replayed, snapshot written (``tokens`` as its notes'
     ``tokens`` column), registry updated."""
     from miner.topics.update import rebuild_ids, write_snapshot
     labels = clusterer.labels_
-    ids, events, new_topics = rebuild_ids(config, previous, notes[schema.NOTE_ID].astype(str).to_numpy(),
-                                          labels, embeddings, clusterer.n_topics_)
-    raw = np.where(labels >= 0, ids[np.maximum(labels, 0)], -1)
+    topic_ids, events, new_topics = rebuild_ids(config, previous, ids, labels, embeddings, clusterer.n_topics_)
+    raw = np.where(labels >= 0, topic_ids[np.maximum(labels, 0)], -1)
     path, _, _ = write_snapshot(config, run_id, meta, notes, embeddings, raw, clusterer.scores_, clusterer,
-                                ids, note_index, "build", events, new_topics, candidates=[], embedder=embedder,
+                                topic_ids, note_index, "build", events, new_topics, candidates=[], embedder=embedder,
                                 tokens=tokens)
     return path
 

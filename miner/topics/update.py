@@ -205,7 +205,6 @@ def warm_start_labels(prev: Snapshot, note_ids) -> np.ndarray | None:
 def rebuild_ids(config: MinerConfig, prev: Snapshot | None, note_ids, labels, embeddings: np.ndarray,
                 n_clusters: int) -> tuple[np.ndarray, list[dict], list[dict]]:
     """Permanent id per new cluster, lineage events and new-topic rows (see :func:`match_topics`)."""
-    note_ids = np.asarray(note_ids, dtype=str)
     labels = np.asarray(labels, dtype=np.int64)
     next_id = reg_db.next_free_id(config)
     clusters = np.arange(n_clusters)
@@ -213,6 +212,7 @@ def rebuild_ids(config: MinerConfig, prev: Snapshot | None, note_ids, labels, em
         ids = next_id + clusters
         return ids, [{"event": BORN, "topic_id": int(t)} for t in ids], [
             {"topic_id": int(t), "born_event": BORN} for t in ids]
+    note_ids = np.asarray(note_ids, dtype=str)
     prev_raw = raw_topic_ids(prev)
     prev_notes = prev.notes[schema.NOTE_ID].astype(str).to_numpy()
     prev_ids = np.unique(prev_raw[prev_raw >= 0])
