@@ -61,6 +61,13 @@ def _plain(frame: pd.DataFrame, columns) -> pd.DataFrame:
     return frame.assign(**{c: pd.Series(frame[c].tolist(), index=frame.index, dtype=object) for c in arrow})
 
 
+def _extra_array(values, lo: int, hi: int, arrow_type: pa.DataType) -> pa.Array:
+    """Rows ``lo:hi`` of an extra column; a source with ``arrow_slice`` (a TokenTable) gives Arrow directly."""
+    if hasattr(values, "arrow_slice"):
+        return values.arrow_slice(lo, hi)
+    return pa.array(list(values[lo:hi]), type=arrow_type)
+
+
 def write_parquet(frame: pd.DataFrame, path: str | os.PathLike, rows_per_group: int = ROWS_PER_GROUP,
                   extra_columns: dict[str, tuple] | None = None) -> None:
     """Write ``frame`` (index dropped) to ``path`` as parquet, converting ``rows_per_group`` rows at
@@ -88,7 +95,9 @@ def write_parquet(frame: pd.DataFrame, path: str | os.PathLike, rows_per_group: 
     try:
         with pq.ParquetWriter(path, schema) as writer:
             for start in range(0, len(frame), rows_per_group):
-                chunk = with_extra(frame.iloc[start:start + rows_per_group], start)
-                writer.write_table(_conformed(pa.Table.from_pandas(chunk, preserve_index=False), schema))
+                chunk = pa.Table.from_pandas(frame.iloc[start:start + rows_per_group], preserve_index=False)
+                for name, (values, arrow_type) in extra.items():
+                    chunk = chunk.append_column(name, _extra_array(values, start, start + chunk.num_rows, arrow_type))
+                writer.write_table(_conformed(chunk, schema))
     except pa.ArrowException:   # invalid, type or not-implemented cast: the whole frame at once
         whole()

@@ -27,7 +27,7 @@ def test_keywords_of_real_categories(reviews_4cats, review_vectors):
     assert "手机" in top["手机"]
 
 
-def test_blockwise_class_counts_equal_one_notes_by_terms_matrix(reviews_4cats, review_vectors, monkeypatch):
+def test_blockwise_class_counts_equal_one_notes_by_terms_matrix(reviews_4cats, review_vectors, monkeypatch, tmp_path):
     """c-TF-IDF summed over blocks of notes is the same matrix (and vocabulary) as from one
     CountVectorizer over the whole corpus (what it replaced: O(corpus) memory)."""
     import scipy.sparse as sp
@@ -45,8 +45,16 @@ def test_blockwise_class_counts_equal_one_notes_by_terms_matrix(reviews_4cats, r
                                  label._vocabulary(tokens, 2), chunk_rows=97)      # many uneven blocks
     assert list(label._vocabulary(tokens, 2)) == list(vectorizer.get_feature_names_out())
     assert np.array_equal(blocks.toarray(), whole)
+    # the same counted on a TokenTable's word ids (a build's tokens on disk)
+    from miner.topics.tokens import TokenTable
+    table = TokenTable.from_lists(list(tokens), tmp_path / "tokens")
+    assert list(label._vocabulary(table, 2)) == list(vectorizer.get_feature_names_out())
+    on_ids = label._class_counts(table, np.searchsorted(classes, labels), len(classes), label._vocabulary(table, 2),
+                                 chunk_rows=97)
+    assert np.array_equal(on_ids.toarray(), whole) and on_ids.has_sorted_indices
     # every term below min_df: all terms, as CountVectorizer's fallback gave
     assert list(label._vocabulary([["甲"], ["乙"]], 2)) == ["乙", "甲"]
+    assert list(label._vocabulary(TokenTable.from_lists([["甲"], ["乙"]], tmp_path / "two"), 2)) == ["乙", "甲"]
     with pytest.raises(ValueError, match="empty vocabulary"):
         ClassTfidf().fit([[], []], [0, 1])
 

@@ -96,6 +96,13 @@ class ClassTfidf(BaseEstimator):
 def _vocabulary(token_lists, min_df: int) -> np.ndarray:
     """Sorted terms held by at least ``min_df`` notes (all terms when none is); as
     ``CountVectorizer(min_df=...)`` chooses them, counted without its notes × terms matrix."""
+    if isinstance(token_lists, TokenTable):       # counted on the word ids: no string per distinct word
+        df = token_lists.document_frequencies()
+        kept = np.flatnonzero(df >= min_df)
+        terms = sorted(token_lists.words(kept if len(kept) else np.flatnonzero(df)))
+        if not terms:
+            raise ValueError("empty vocabulary: the notes hold no tokens")
+        return np.array(terms, dtype=object)
     doc_freq: Counter = Counter()
     for tokens in token_lists:
         doc_freq.update(set(tokens))
@@ -107,7 +114,18 @@ def _vocabulary(token_lists, min_df: int) -> np.ndarray:
 
 def _class_counts(token_lists, rows, n_classes: int, vocabulary, chunk_rows: int = 65_536) -> sp.csr_matrix:
     """classes × terms token counts, summed block by block of notes: memory holds one block's
-    notes × terms matrix, never the whole corpus's."""
+    notes × terms matrix, never the whole corpus's (a :class:`TokenTable`: counted on its word ids)."""
+    if isinstance(token_lists, TokenTable):
+        column = token_lists.positions_in(vocabulary)
+        total = sp.csr_matrix((n_classes, len(vocabulary)), dtype=np.int64)
+        for lo, hi, note_of, ids in token_lists.id_blocks(chunk_rows):
+            cols = column[ids]
+            kept = cols >= 0
+            total = total + sp.csr_matrix((np.ones(int(kept.sum()), np.int64),
+                                           (np.asarray(rows[lo:hi])[note_of[kept]], cols[kept])),
+                                          shape=(n_classes, len(vocabulary)))
+        total.sort_indices()
+        return total
     vectorizer = CountVectorizer(analyzer=_identity, lowercase=False,
                                  vocabulary={t: i for i, t in enumerate(vocabulary)})
     total = sp.csr_matrix((n_classes, len(vocabulary)), dtype=np.int64)
